@@ -1,0 +1,3 @@
+"""ssrl: self-supervised representation learning as mutual-information maximisation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,239 @@
+"""Structured-config schemas for every config group, registered with Hydra's ConfigStore.
+
+Each YAML option in conf/ starts from its schema here (``defaults: [/schema/<group>/<schema>@_here_]``),
+so a misspelled field or a value of the wrong type fails while the config is composed, before any work.
+Rules that span fields are in ``ssrl.validate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class CriticKind(str, Enum):
+    cosine = "cosine"
+    dot = "dot"
+    bilinear = "bilinear"
+
+
+class TargetUpdate(str, Enum):
+    gradient = "gradient"
+    ema = "ema"
+
+
+class Pipeline(str, Enum):
+    batched = "batched"
+    per_sample = "per_sample"
+
+
+class OptimizerName(str, Enum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class Schedule(str, Enum):
+    cosine = "cosine"
+    constant = "constant"
+
+
+# ------------------------------------------------------------------------------------------- paradigm
+@dataclass
+class JMIConfig:
+    name: str = "jmi"
+    shared_encoder: bool = True
+
+
+@dataclass
+class SDMIConfig:
+    name: str = "sdmi"
+    e_steps: int = 1
+    m_steps: int = 1
+    refresh: bool = True
+    target_update: TargetUpdate = TargetUpdate.gradient
+    ema_momentum: float = 0.99
+    shared_weights: bool = False
+    symmetrize: bool = False
+
+
+# ------------------------------------------------------------------------------------------ estimator
+@dataclass
+class EstimatorConfig:
+    name: str = MISSING
+    critic: CriticKind = CriticKind.cosine
+    tau: float = 0.1
+
+
+@dataclass
+class InfoNCEConfig(EstimatorConfig):
+    symmetric: bool = True
+
+
+# ------------------------------------------------------------------------------------------- marginal
+@dataclass
+class MarginalConfig:
+    name: str = MISSING
+    weight: float = 1.0
+
+
+@dataclass
+class VICRegMarginalConfig(MarginalConfig):
+    invariance: float = 25.0
+    variance: float = 25.0
+    covariance: float = 1.0
+
+
+# ---------------------------------------------------------------------------------- predictor, backbone
+@dataclass
+class PredictorConfig:
+    name: str = "none"
+    hidden_dim: int = 512
+    lr_scale: float = 1.0
+
+
+@dataclass
+class BackboneConfig:
+    name: str = MISSING
+    cifar_stem: bool = True
+    in_channels: int = 3
+    projector_hidden_dim: int = 512
+    projector_dim: int = 128
+
+
+# ----------------------------------------------------------------------------------------------- data
+@dataclass
+class ViewsConfig:
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grayscale_p: float = 0.2
+    blur_p: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    solarize_p: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    root: Optional[str] = None
+    download: bool = False
+    batch_size: int = 256
+    image_size: int = 32
+    channels: int = 3
+    pipeline: Pipeline = Pipeline.batched
+    num_workers: int = 0
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+
+
+@dataclass
+class SplitDataConfig(DataConfig):
+    """Data sets without a held-out split of their own: a stratified one is drawn."""
+
+    holdout: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass
+class SyntheticDataConfig(SplitDataConfig):
+    num_samples: int = 512
+    num_classes: int = 4
+    noise: float = 0.1
+
+
+@dataclass
+class FolderDataConfig(DataConfig):
+    decode_size: int = 72
+
+
+# ------------------------------------------------------------------------------ optim, trainer, logger
+@dataclass
+class OptimConfig:
+    name: OptimizerName = OptimizerName.sgd
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0
+    schedule: Schedule = Schedule.cosine
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer arguments, plus the speed switches channels_last and compile."""
+
+    accelerator: str = "auto"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 20
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 5
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    online_probe_lr: float = 0.1
+    collapse_std_fraction: float = 0.2
+    collapse_min_rank: float = 2.0
+
+
+@dataclass
+class TrainConfig:
+    paradigm: Any = MISSING
+    estimator: Any = MISSING
+    marginal: Any = MISSING
+    predictor: Any = MISSING
+    backbone: Any = MISSING
+    data: Any = MISSING
+    optim: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    resume: bool = True
+    checkpoint_every_n_steps: int = 50
+
+
+SCHEMAS = {
+    "paradigm": {"jmi": JMIConfig, "sdmi": SDMIConfig},
+    "estimator": {"estimator": EstimatorConfig, "infonce": InfoNCEConfig},
+    "marginal": {"marginal": MarginalConfig, "vicreg": VICRegMarginalConfig},
+    "predictor": {"predictor": PredictorConfig},
+    "backbone": {"backbone": BackboneConfig},
+    "data": {"data": DataConfig, "split": SplitDataConfig, "synthetic": SyntheticDataConfig, "folder": FolderDataConfig},
+    "optim": {"optim": OptimConfig},
+    "trainer": {"trainer": TrainerConfig},
+    "logger": {"logger": LoggerConfig},
+}
+
+
+def register_schemas() -> None:
+    """Store the schemas as /schema/<group>/<name> and the top level as ``train_schema``."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=node)

@@ -1,0 +1,133 @@
+"""The LightningDataModule: uint8 batches (augmented later, on the device) or per-sample view pairs."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from ssrl.data.datasets import ImageSet, Part, Splits, load_splits
+from ssrl.data.views import per_sample_transform
+
+
+class InMemoryBatches:
+    """Batches of an in-memory ImageSet, held on one device and indexed there.
+
+    The order of epoch e is a permutation drawn from (seed, e), so it does not depend on what ran
+    before; with several processes each takes its own slice of every global batch. The loader is
+    resumable mid-epoch (``state_dict`` / ``load_state_dict``, which Lightning calls).
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1) -> None:
+        self.images = data.images.to(device)
+        self.labels = data.labels.to(device)
+        self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.served = 0, 0
+
+    def __len__(self) -> int:
+        per_step = self.batch_size * self.world_size
+        n = len(self.labels)
+        return n // per_step if self.drop_last else -(-n // per_step)
+
+    def _order(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(len(self.labels), device=self.images.device)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(len(self.labels), generator=g).to(self.images.device)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order, per_step = self._order(), self.batch_size * self.world_size
+        while self.served < len(self):
+            start = self.served * per_step + self.rank * self.batch_size
+            index = order[start:start + self.batch_size]
+            self.served += 1
+            yield self.images[index], self.labels[index]
+        self.epoch, self.served = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.served = state["epoch"], state["served"]
+
+
+class ViewPairs(Dataset):
+    """Per-sample pipeline: item i -> ((view A, view B), label), made by torchvision in the workers."""
+
+    def __init__(self, part: Part, transforms: tuple[Any, Any]) -> None:
+        self.part, self.transforms = part, transforms
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    def __getitem__(self, i: int) -> tuple[tuple[Tensor, Tensor], int]:
+        image, label = (self.part.images[i], int(self.part.labels[i])) if isinstance(self.part, ImageSet) else self.part[i]
+        return (self.transforms[0](image), self.transforms[1](image)), label
+
+
+class _Indexed(Dataset):
+    def __init__(self, data: ImageSet) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.data.images[i], int(self.data.labels[i])
+
+
+class SSLDataModule(pl.LightningDataModule):
+    """Train batches for the paradigm, held-out batches for validation, clean batches for the probes."""
+
+    def __init__(self, cfg: Any, seed: int) -> None:
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        self.splits: Splits | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = load_splits(self.cfg)
+
+    @property
+    def num_classes(self) -> int:
+        self.setup()
+        return self.splits.num_classes
+
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def _loader(self, part: Part, train: bool) -> Any:
+        """Shuffled training batches, or fixed-order held-out batches; both of data.batch_size, the N
+        at which the MI is estimated."""
+        if isinstance(part, ImageSet) and (not train or self.cfg.pipeline == "batched"):
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer and train else (0, 1)
+            return InMemoryBatches(part, self.cfg.batch_size, shuffle=train, drop_last=train, seed=self.seed,
+                                   device=self._device(), rank=rank, world_size=world)
+        return self._torch_loader(_Indexed(part) if isinstance(part, ImageSet) else part, train)
+
+    def _torch_loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> Any:
+        self.setup()
+        if self.cfg.pipeline == "per_sample":
+            size, channels = self.cfg.image_size, self.cfg.channels
+            transforms = tuple(per_sample_transform(self.cfg.views, size, channels, i) for i in (0, 1))
+            return self._torch_loader(ViewPairs(self.splits.train, transforms), train=True)
+        return self._loader(self.splits.train, train=True)
+
+    def val_dataloader(self) -> Any:
+        self.setup()
+        return self._loader(self.splits.test, train=False)
+
+    def eval_loaders(self) -> tuple[Any, Any]:
+        """(labeled, test) in fixed order, for the probes and kNN."""
+        self.setup()
+        return self._loader(self.splits.labeled, train=False), self._loader(self.splits.test, train=False)

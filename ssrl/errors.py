@@ -1,0 +1,5 @@
+"""The one exception type for bad input: its message names the field and the allowed values."""
+
+
+class ConfigError(ValueError):
+    """A config value or a data folder that ssrl cannot run with; the message is shown as is."""

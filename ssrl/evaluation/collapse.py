@@ -1,0 +1,40 @@
+"""How spread out embeddings are: the numbers that tell a healthy representation from a collapsed one."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def effective_rank(z: Tensor, eps: float = 1e-12) -> float:
+    """RankMe (Garrido et al., 2023): exp(-sum_k p_k log p_k), p_k = s_k / sum_j s_j over the singular
+    values s of the (N, D) embedding matrix. Between 1 (collapsed) and min(N, D)."""
+    s = torch.linalg.svdvals(z.double())
+    p = s / (s.sum() + eps) + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def embedding_std(z: Tensor) -> float:
+    """mean_k std_n(z_n / ||z_n||)_k: about 1/sqrt(D) when the embeddings spread, 0 when they collapse."""
+    return float(F.normalize(z.double(), dim=1).std(0).mean())
+
+
+def alignment(a: Tensor, b: Tensor, alpha: float = 2.0) -> float:
+    """Wang and Isola (2020): E ||a_hat - b_hat||^alpha over positive pairs, L2-normalised (lower is better)."""
+    return float((F.normalize(a.double(), dim=1) - F.normalize(b.double(), dim=1)).norm(dim=1).pow(alpha).mean())
+
+
+def uniformity(z: Tensor, t: float = 2.0) -> float:
+    """Wang and Isola (2020): log E exp(-t ||z_hat_i - z_hat_j||^2) over distinct pairs (lower is better)."""
+    d2 = torch.pdist(F.normalize(z.double(), dim=1)).pow(2)
+    return float(torch.logsumexp(-t * d2, dim=0) - math.log(d2.numel()))
+
+
+def is_collapsed(std: float, rank: float, dim: int, std_fraction: float, min_rank: float) -> bool:
+    """The collapse rule: the L2-normalised embeddings' std is below ``std_fraction`` of the healthy
+    1/sqrt(D), or their effective rank is below ``min_rank``. Applied to every embedding the critic
+    sees (both branches in SDMI)."""
+    return std < std_fraction / math.sqrt(dim) or rank < min_rank

@@ -1,0 +1,62 @@
+"""Evaluation of frozen backbone features: a linear probe and a weighted kNN classifier."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def extract_features(backbone: nn.Module, batches: Iterable, prepare: Callable[[Tensor], Tensor],
+                     device: torch.device) -> tuple[Tensor, Tensor]:
+    """Backbone features (N, F) and labels (N,) of every batch of uint8 images, in eval mode."""
+    was_training = backbone.training
+    backbone.eval()
+    feats, labels = [], []
+    for images, y in batches:
+        feats.append(backbone(prepare(images.to(device))).float().cpu())
+        labels.append(torch.as_tensor(y).cpu())
+    backbone.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def linear_probe_accuracy(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], max_iter: int = 1000) -> float:
+    """Multinomial logistic regression (scikit-learn, L-BFGS, C = 1) on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    probe.fit(train[0].numpy(), train[1].numpy())
+    return float(np.mean(probe.predict(test[0].numpy()) == test[1].numpy()))
+
+
+def knn_accuracy(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], k: int, temperature: float,
+                 chunk: int = 1024) -> float:
+    """Weighted kNN (Wu et al., 2018): the k nearest training features by cosine similarity s vote for
+    their class with weight exp(s / temperature); the class with the largest total wins."""
+    xtr, ytr = F.normalize(train[0], dim=1), train[1]
+    num_classes = int(max(ytr.max(), test[1].max())) + 1
+    k = min(k, len(ytr))
+    correct = 0
+    for start in range(0, len(test[1]), chunk):
+        x, y = F.normalize(test[0][start:start + chunk], dim=1), test[1][start:start + chunk]
+        sim, idx = (x @ xtr.T).topk(k, dim=1)
+        votes = torch.zeros(len(y), num_classes).scatter_add_(1, ytr[idx], torch.exp(sim / temperature))
+        correct += int((votes.argmax(1) == y).sum())
+    return correct / len(test[1])
+
+
+def evaluate_backbone(backbone: nn.Module, labeled: Iterable, test: Iterable, prepare: Callable[[Tensor], Tensor],
+                      device: torch.device, cfg: Any) -> dict[str, float]:
+    """Linear-probe and kNN accuracy on the held-out split, trained on the labeled split."""
+    train_set = extract_features(backbone, labeled, prepare, device)
+    test_set = extract_features(backbone, test, prepare, device)
+    return {
+        "probe_acc": linear_probe_accuracy(train_set, test_set),
+        "knn_acc": knn_accuracy(train_set, test_set, cfg.knn_k, cfg.knn_temperature),
+    }

@@ -1,0 +1,103 @@
+"""Variational lower bounds on I(A;B), each a pure function of a score matrix.
+
+On a batch of N positive pairs (a_i, b_i) a critic T gives S_ij = T(a_i, b_j). The diagonal of S
+samples the joint p(a,b); the off-diagonal samples the product of marginals p(a)p(b). Every estimator
+returns its joint term J and its marginal term M; the estimate is I = J - M and the training objective
+is J - lambda*M (``Terms.objective``). All of them work in float32 and through logsumexp / softplus,
+never through exp of raw scores, so bf16 or fp16 scores and small temperatures are safe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The two terms of a bound: estimate = joint - marginal."""
+
+    joint: Tensor
+    marginal: Tensor
+
+    @property
+    def estimate(self) -> Tensor:
+        return self.joint - self.marginal
+
+    def objective(self, weight: float) -> Tensor:
+        """J - lambda*M: lambda = 1 is the bound, lambda = 0 removes the marginal term."""
+        return self.joint - weight * self.marginal
+
+
+def _diagonal_and_off_diagonal(scores: Tensor) -> tuple[Tensor, Tensor]:
+    scores = scores.float()
+    n = scores.shape[0]
+    if scores.ndim != 2 or scores.shape[1] != n or n < 2:
+        raise ValueError(f"score matrix must be square with N >= 2, got shape {tuple(scores.shape)}")
+    off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
+    return scores.diagonal(), scores[off]
+
+
+def dv(scores: Tensor) -> Terms:
+    """Donsker-Varadhan bound (cos-DV when the critic is the cosine critic).
+
+    J = mean_i S_ii
+    M = log mean_{i != j} exp(S_ij) = logsumexp_{i != j}(S_ij) - log(N(N-1))
+    """
+    diag, off = _diagonal_and_off_diagonal(scores)
+    return Terms(diag.mean(), torch.logsumexp(off, dim=0) - math.log(off.numel()))
+
+
+def infonce(scores: Tensor, symmetric: bool = True) -> Terms:
+    """InfoNCE (CPC) bound, never above log N.
+
+    J = mean_i S_ii
+    M = mean_i [logsumexp_j S_ij - log N]           (rows: a_i against every b_j)
+    symmetric: M is the mean of the row form and the column form (b_j against every a_i).
+    """
+    diag, _ = _diagonal_and_off_diagonal(scores)
+    scores = scores.float()
+    log_n = math.log(scores.shape[0])
+    marginal = torch.logsumexp(scores, dim=1).mean() - log_n
+    if symmetric:
+        marginal = 0.5 * (marginal + torch.logsumexp(scores, dim=0).mean() - log_n)
+    return Terms(diag.mean(), marginal)
+
+
+def jsd(scores: Tensor) -> Terms:
+    """Jensen-Shannon bound of Deep InfoMax; its value is not in nats (report DV beside it).
+
+    J = -mean_i softplus(-S_ii)
+    M = mean_{i != j} softplus(S_ij)
+    """
+    diag, off = _diagonal_and_off_diagonal(scores)
+    return Terms(-F.softplus(-diag).mean(), F.softplus(off).mean())
+
+
+def nwj(scores: Tensor) -> Terms:
+    """Nguyen-Wainwright-Jordan bound (f-divergence form, tight at T = T* + 1).
+
+    J = mean_i S_ii
+    M = mean_{i != j} exp(S_ij - 1)
+    """
+    diag, off = _diagonal_and_off_diagonal(scores)
+    return Terms(diag.mean(), torch.exp(off - 1.0).mean())
+
+
+ESTIMATORS: dict[str, Callable[[Tensor], Terms]] = {
+    "cos_dv": dv,
+    "infonce": infonce,
+    "jsd": jsd,
+    "nwj": nwj,
+}
+
+
+def all_estimates(scores: Tensor) -> dict[str, Tensor]:
+    """The estimate J - M of every estimator on the same scores (jsd in its own units)."""
+    with torch.no_grad():
+        return {name: fn(scores).estimate for name, fn in ESTIMATORS.items()}

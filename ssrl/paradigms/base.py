@@ -1,0 +1,201 @@
+"""What JMI and SDMI share: the encoders, the objective, the views, the online probe, the diagnostics.
+
+Branch A (view A) is the online encoder, with the predictor on top when there is one; branch B (view B)
+is the paradigm's choice (``branch_b``). The critic scores branch A's embeddings against branch B's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from ssrl.data.views import BatchedViews
+from ssrl.evaluation import collapse
+from ssrl.mi.critics import Critic
+from ssrl.mi.estimators import all_estimates
+from ssrl.mi.objective import MIObjective, Step
+from ssrl.nets.backbones import build_backbone
+from ssrl.nets.heads import Encoder, mlp
+from ssrl.paradigms.optim import build_optimizer, build_schedule
+
+
+def build_encoder(cfg: Any) -> tuple[Encoder, int]:
+    """Backbone + projector from the ``backbone`` config, and the backbone's feature dimension."""
+    backbone, feature_dim = build_backbone(cfg.name, cfg.in_channels, cfg.cifar_stem)
+    return Encoder(backbone, mlp(feature_dim, cfg.projector_hidden_dim, cfg.projector_dim)), feature_dim
+
+
+def build_objective(cfg: Any) -> MIObjective:
+    """The critic, estimator and marginal term named by the config."""
+    est, marginal = cfg.estimator, cfg.marginal
+    surrogate_kwargs = {k: v for k, v in marginal.items() if k not in ("name", "weight")}
+    return MIObjective(
+        Critic(est.critic, cfg.backbone.projector_dim, est.tau),
+        est.name,
+        marginal.name,
+        marginal.weight,
+        symmetric=est.get("symmetric", True),
+        surrogate_kwargs=surrogate_kwargs,
+    )
+
+
+class MIParadigm(pl.LightningModule):
+    """Base LightningModule: subclasses define ``branch_b``, ``training_step``, ``configure_optimizers``."""
+
+    def __init__(self, cfg: DictConfig, num_classes: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.online, feature_dim = build_encoder(cfg.backbone)
+        dim = cfg.backbone.projector_dim
+        self.predictor = mlp(dim, cfg.predictor.hidden_dim, dim) if cfg.predictor.name == "mlp" else None
+        self.objective = build_objective(cfg)
+        self.views = BatchedViews(cfg.data.views, cfg.data.image_size, cfg.data.channels)
+        self.probe = nn.Linear(feature_dim, num_classes)
+        self.val_probe_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.history: list[dict[str, Any]] = []
+        self.batches_trained = 0
+        self._val: dict[str, list] = {}
+
+    # ----------------------------------------------------------------------------- branches and views
+    def branch_a(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """View A through the online encoder (and predictor): (backbone features, embedding)."""
+        features, z = self.online(x)
+        return features, (self.predictor(z) if self.predictor is not None else z)
+
+    def branch_b(self, x: Tensor) -> Tensor:
+        """View B's embedding, as the critic sees it."""
+        raise NotImplementedError
+
+    def _generator(self, *keys: int) -> torch.Generator:
+        seed = self.cfg.seed
+        for k in keys:
+            seed = seed * 1_000_003 + k
+        return torch.Generator(device=self.device).manual_seed(seed % (2**63))
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.trainer.channels_last else x
+
+    def training_views(self, batch: Any, batch_idx: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(view A, view B, labels). Batched views draw from (seed, epoch, batch), so a resumed run
+        sees the views an uninterrupted run would."""
+        images, labels = batch
+        if isinstance(images, (tuple, list)):
+            xa, xb = images
+        else:
+            xa, xb = self.views(images, self._generator(0, self.current_epoch, batch_idx))
+        return self._layout(xa), self._layout(xb), labels
+
+    def probe_loss(self, features: Tensor, labels: Tensor) -> Tensor:
+        """The online linear probe, trained on detached features: it never shapes the encoder."""
+        loss = F.cross_entropy(self.probe(features.detach()), labels)
+        self.log("train/probe_loss", loss)
+        return loss
+
+    def log_step(self, step: Step) -> None:
+        """The objective, its terms, and every estimator's estimate on the same scores."""
+        self.log("train/loss", step.loss, prog_bar=True)
+        self.log("train/joint", step.terms.joint)
+        self.log("train/marginal", step.terms.marginal)
+        for name, value in all_estimates(step.scores).items():
+            self.log(f"train/mi/{name}", value)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.batches_trained += 1
+
+    # ----------------------------------------------------------------------------- optimisation
+    def parameter_groups(self, modules: list[nn.Module], with_probe: bool) -> list[dict]:
+        """Groups for one optimizer: the modules at optim.lr, the predictor at lr * predictor.lr_scale,
+        the online probe at eval.online_probe_lr without weight decay."""
+        groups = [{"params": [p for m in modules for p in m.parameters()]}]
+        if self.predictor is not None and any(m is self.online for m in modules):
+            groups.append({"params": list(self.predictor.parameters()), "lr": self.cfg.optim.lr * self.cfg.predictor.lr_scale})
+        if with_probe:
+            groups.append({"params": list(self.probe.parameters()), "lr": self.cfg.eval.online_probe_lr, "weight_decay": 0.0})
+        return groups
+
+    def optimizer_and_schedule(self, groups: list[dict]) -> dict:
+        optimizer = build_optimizer(groups, self.cfg.optim)
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        return {"optimizer": optimizer, "lr_scheduler": build_schedule(optimizer, self.cfg.optim, total, per_epoch)}
+
+    def setup(self, stage: str) -> None:
+        if self.cfg.trainer.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.cfg.trainer.compile:
+            self.online.compile()
+
+    # ----------------------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val = {"a": [], "b": [], "features": [], "view_a": [], "view_b": [], "mi": []}
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        images, labels = batch
+        x = self._layout(self.views.clean(images))
+        features, a = self.branch_a(x)
+        self._val["a"].append(a.float().cpu())
+        self._val["b"].append(self.branch_b(x).float().cpu())
+        self._val["features"].append(features.float().cpu())
+        self.val_probe_acc.update(self.probe(features), labels)
+        if len(images) == self.cfg.data.batch_size:  # the MI at the training N, on fixed held-out pairs
+            xa, xb = self.views(images, self._generator(1, batch_idx))
+            va, vb = self.branch_a(self._layout(xa))[1], self.branch_b(self._layout(xb))
+            self._val["mi"].append({k: float(v) for k, v in all_estimates(self.objective.critic(va, vb)).items()})
+            self._val["view_a"].append(va.float().cpu())
+            self._val["view_b"].append(vb.float().cpu())
+
+    def held_out_metrics(self) -> dict[str, Any]:
+        """Collapse diagnostics of both branches' embeddings, held-out MI, alignment and uniformity."""
+        v, ev = self._val, self.cfg.eval
+        a, b, features = torch.cat(v["a"]), torch.cat(v["b"]), torch.cat(v["features"])
+        rank = min(collapse.effective_rank(a), collapse.effective_rank(b))
+        std = min(collapse.embedding_std(a), collapse.embedding_std(b))
+        metrics: dict[str, Any] = {
+            "online_probe_acc": float(self.val_probe_acc.compute()),
+            "effective_rank": rank,
+            "embedding_std": std,
+            "effective_rank_backbone": collapse.effective_rank(features),
+            "uniformity": collapse.uniformity(a),
+            "collapsed": collapse.is_collapsed(std, rank, a.shape[1], ev.collapse_std_fraction, ev.collapse_min_rank),
+        }
+        if v["mi"]:
+            metrics["alignment"] = collapse.alignment(torch.cat(v["view_a"]), torch.cat(v["view_b"]))
+            metrics["mi"] = {k: sum(m[k] for m in v["mi"]) / len(v["mi"]) for k in v["mi"][0]}
+        return metrics
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.held_out_metrics()
+        self.val_probe_acc.reset()
+        self._val = {}
+        for key, value in metrics.items():
+            if key == "mi":
+                for name, est in value.items():
+                    self.log(f"val/mi/{name}", est)
+            else:
+                self.log(f"val/{key}", float(value))
+        fitting = self.trainer.state.fn == "fit"
+        epochs = self.current_epoch + 1 if fitting else self.current_epoch
+        entry = {"epoch": epochs, "step": self.batches_trained, **metrics}
+        if self.history and self.history[-1]["step"] == entry["step"]:
+            self.history[-1] = entry
+        else:
+            self.history.append(entry)
+
+    # ----------------------------------------------------------------------------- checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ssrl"] = {
+            "history": self.history,
+            "batches_trained": self.batches_trained,
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("ssrl", {})
+        self.history = state.get("history", [])
+        self.batches_trained = state.get("batches_trained", 0)

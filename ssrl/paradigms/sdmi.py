@@ -1,0 +1,121 @@
+"""SDMI: self-distillation MI, block-coordinate ascent on the bound with two encoders.
+
+Per batch, with f_theta the online encoder (view A, predictor h on top when there is one) and g_xi the
+target encoder (view B), and L = -(J - lambda*M):
+
+    E-step (paradigm.e_steps times):  theta <- theta - lr * grad_theta L( h(f_theta(x^A)), SG(g_xi(x^B)) )
+    M-step (paradigm.m_steps times):  xi    <- xi    - lr * grad_xi    L( SG(h(f_theta(x^A))), g_xi(x^B) )
+
+SG (``detach``) is how one block is held fixed. Options:
+- target_update=gradient: the M-step above, with its own optimizer and schedule.
+- target_update=ema: no M-step; after the E-step xi <- m*xi + (1-m)*theta (BYOL).
+- shared_weights=true: g = f (SimSiam); the target embedding is the online projection, detached, and
+  there is no M-step (xi has no parameters of its own).
+- refresh: the M-step recomputes SG(h(f_theta(x^A))) after the E-step's update (strict alternation)
+  or reuses the E-step's output (refresh=false). Only meaningful with target_update=gradient.
+- symmetrize: each step also uses the swapped assignment (x^B online, x^A target); losses averaged.
+
+Forward passes per batch (e_steps = m_steps = 1; double them with symmetrize):
+  gradient + refresh: 3 (target with grad, online with grad, online refresh without grad), 2 backward
+  gradient, no refresh: 2, 2 backward (the target's forward serves the M-step's backward)
+  ema: 2 (target without grad), 1 backward;  shared weights: 2 (one without grad), 1 backward
+JMI does 2 forward passes and 1 backward pass through both branches.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ssrl.paradigms.base import MIParadigm
+
+
+class SDMI(MIParadigm):
+    def __init__(self, cfg: DictConfig, num_classes: int) -> None:
+        super().__init__(cfg, num_classes)
+        self.automatic_optimization = False
+        p = cfg.paradigm
+        if p.shared_weights:
+            self.target = None
+        elif p.target_update == "ema":
+            self.target = AveragedModel(self.online, multi_avg_fn=get_ema_multi_avg_fn(p.ema_momentum), use_buffers=True)
+            self.target.requires_grad_(False)
+        else:
+            self.target = copy.deepcopy(self.online)
+
+    @property
+    def m_step_by_gradient(self) -> bool:
+        return self.target is not None and self.cfg.paradigm.target_update == "gradient"
+
+    def branch_b(self, x: Tensor) -> Tensor:
+        return (self.target or self.online)(x)[1]
+
+    def _online(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(backbone features, projection z, embedding a = h(z) or z)."""
+        features, z = self.online(x)
+        return features, z, (self.predictor(z) if self.predictor is not None else z)
+
+    def _targets(self, views: tuple[Tensor, Tensor], roles: set[int], online: dict[int, tuple]) -> dict[int, Tensor]:
+        """Branch B embeddings, with a graph only when the M-step will backpropagate through them."""
+        if self.target is None:  # shared weights: reuse the online projection where it was computed
+            with torch.no_grad():
+                return {j: online[j][1].detach() if j in online else self.online(views[j])[1] for j in roles}
+        with torch.set_grad_enabled(self.m_step_by_gradient):
+            return {j: self.branch_b(views[j]) for j in roles}
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        p = self.cfg.paradigm
+        xa, xb, labels = self.training_views(batch, batch_idx)
+        views = (xa, xb)
+        pairs = [(0, 1), (1, 0)] if p.symmetrize else [(0, 1)]
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+
+        online: dict[int, tuple] = {}
+        targets: dict[int, Tensor] = {}
+        for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
+            online = {i: self._online(views[i]) for i, _ in pairs}
+            if k == 0:
+                targets = self._targets(views, {j for _, j in pairs}, online)
+            steps = [self.objective(online[i][2], targets[j].detach()) for i, j in pairs]
+            loss = sum(s.loss for s in steps) / len(steps)
+            if k == 0:
+                self.log_step(steps[0])
+                loss = loss + self.probe_loss(online[0][0], labels)
+            optimizers[0].zero_grad()
+            self.manual_backward(loss)
+            optimizers[0].step()
+        schedulers[0].step()
+
+        if not self.m_step_by_gradient:
+            if self.target is not None:
+                self.target.update_parameters(self.online)
+            return
+        if p.refresh:
+            with torch.no_grad():
+                fixed = {i: self._online(views[i])[2] for i, _ in pairs}
+        else:
+            fixed = {i: online[i][2].detach() for i, _ in pairs}
+        for k in range(p.m_steps):  # M-step: xi moves, theta held fixed by SG
+            if k > 0:
+                targets = self._targets(views, set(targets), online={})
+            loss = sum(self.objective(fixed[i], targets[j]).loss for i, j in pairs) / len(pairs)
+            optimizers[1].zero_grad()
+            self.manual_backward(loss)
+            optimizers[1].step()
+        schedulers[1].step()
+        self.log("train/m_step_loss", loss)
+
+    def configure_optimizers(self) -> list[dict]:
+        e_groups = self.parameter_groups([self.online, self.objective], with_probe=True)
+        configs = [self.optimizer_and_schedule(e_groups)]
+        if self.m_step_by_gradient:
+            configs.append(self.optimizer_and_schedule(self.parameter_groups([self.target], with_probe=False)))
+        return configs

@@ -1,0 +1,92 @@
+"""Check a command line before Hydra runs it: every value of every override is composed once and
+validated, and a failure becomes one line that names the field and the allowed values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from ssrl.errors import ConfigError
+from ssrl.validate import validate
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """The first value of every sweep, then each other value of each sweep in turn."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    options = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        for o in parsed
+    ]
+    base = [values[0] for values in options]
+    variants = [base]
+    for i, values in enumerate(options):
+        variants += [base[:i] + [v] + base[i + 1:] for v in values[1:]]
+    return variants
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "msg", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _fields_of(config_name: str, overrides: list[str], key: str) -> str:
+    """The fields of the node that holds ``key``, in the config the other overrides give."""
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    others = [o for o in overrides if o.lstrip("+~").split("=")[0] != key]
+    try:
+        node = compose(config_name, overrides=others)
+        node = OmegaConf.select(node, parent) if parent else node
+        return ", ".join(node.keys())
+    except Exception:  # the other overrides fail too: the first error is the one to report
+        return "?"
+
+
+def _explain(exc: BaseException, config_name: str, overrides: list[str]) -> str:
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group = (exc.missing_cfg_file or "").split("/")[0]
+        wanted = next((o for o in overrides if o.lstrip("+~").split("=")[0] == group), exc.missing_cfg_file)
+        return f"{wanted}: no such option; allowed: {', '.join(exc.options)}"
+    cause = _root_cause(exc)
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, ConfigKeyError) and key:
+        return f"{key}: no such field; allowed fields here: {_fields_of(config_name, overrides, key)}"
+    if isinstance(cause, OmegaConfBaseException) and key:
+        value = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == key), None)
+        return f"{key}{'=' + value if value is not None else ''}: {_first_line(cause)}"
+    return _first_line(cause)
+
+
+def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
+    """Raise ConfigError with a one-line message if any variant of ``overrides`` cannot run."""
+    overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        for variant in _variants(overrides):
+            try:
+                cfg: Any = compose(config_name, overrides=variant)
+            except (ConfigCompositionException, OmegaConfBaseException) as exc:
+                raise ConfigError(_explain(exc, config_name, variant)) from exc
+            try:
+                validate(cfg)
+            except OmegaConfBaseException as exc:
+                raise ConfigError(_explain(exc, config_name, variant)) from exc
+
+
+def command_line_overrides(argv: list[str]) -> tuple[list[str], bool]:
+    """(overrides, whether Hydra will run at all) of an ssrl-train command line."""
+    args = get_args_parser().parse_args(argv)
+    informational = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
+    return list(args.overrides), not informational

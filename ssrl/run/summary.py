@@ -1,0 +1,54 @@
+"""summary.json: the one file per run that eval, report and a rerun read. Written atomically.
+
+status is "running" (rewritten after every held-out evaluation, with the curves so far),
+"completed" (every field below filled) or "failed" (with ``error``). A summary that exists is whole.
+
+Fields of a completed run:
+  probe_acc, probe_acc_init   linear probe on frozen backbone features, held-out split (0..1),
+                              trained and untrained encoder
+  knn_acc, knn_acc_init       weighted kNN on the same features (k, temperature in ``protocol``)
+  effective_rank, embedding_std, effective_rank_backbone, alignment, uniformity
+  mi                          estimator -> held-out estimate (nats; jsd in its own units)
+  collapsed                   the rule of ``ssrl.evaluation.collapse.is_collapsed``
+  epochs, steps, wall_s, overrides, history (the held-out metrics after every epoch), protocol
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SUMMARY = "summary.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_summary(run_dir: Path, data: dict[str, Any]) -> None:
+    write_json_atomic(run_dir / SUMMARY, data)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    return read_json(Path(run_dir) / SUMMARY)

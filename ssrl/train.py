@@ -1,0 +1,68 @@
+"""ssrl-train: the Hydra entry point (primary config conf/train.yaml).
+
+    ssrl-train paradigm=sdmi estimator=jsd trainer.max_epochs=5
+    ssrl-train -m paradigm=jmi,sdmi estimator=cos_dv,infonce,jsd
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from ssrl.config import register_schemas
+from ssrl.errors import ConfigError
+from ssrl.run.cli import check, command_line_overrides
+from ssrl.run.job import train
+from ssrl.run.naming import register_resolvers
+from ssrl.run.summary import read_summary, write_summary
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+register_schemas()
+register_resolvers()
+
+
+def run_job(cfg: DictConfig) -> dict[str, Any] | None:
+    """Hydra's task function. A failing job leaves a summary with status "failed" and its error; in a
+    multirun the other jobs go on, in a single run the exit status is non-zero."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
+    try:
+        return train(cfg, run_dir, overrides)
+    except Exception as exc:
+        error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+        previous = read_summary(run_dir) or {}
+        write_summary(run_dir, {**previous, "status": "failed", "error": error, "overrides": overrides,
+                                "run_dir": str(run_dir), "traceback": traceback.format_exc()})
+        print(f"ssrl-train: {run_dir.name} failed: {error}", file=sys.stderr)
+        if hc.mode == RunMode.MULTIRUN:
+            return None
+        if isinstance(exc, ConfigError):
+            sys.exit(2)
+        raise
+
+
+_app = hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")(run_job)
+
+
+def main() -> None:
+    """Check the command line (each override value composed and validated), then hand it to Hydra."""
+    overrides, runs = command_line_overrides(sys.argv[1:])
+    if runs:
+        try:
+            check(CONFIG_DIR, "train", overrides)
+        except ConfigError as exc:
+            print(f"ssrl-train: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+    _app()
+
+
+if __name__ == "__main__":
+    main()
