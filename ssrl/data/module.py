@@ -41,13 +41,14 @@ class InMemoryBatches:
         return torch.randperm(len(self.labels), generator=g).to(self.images.device)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        if self.served >= len(self):  # the last epoch was used up: start the next one
+            self.epoch, self.served = self.epoch + 1, 0
         order, per_step = self._order(), self.batch_size * self.world_size
         while self.served < len(self):
             start = self.served * per_step + self.rank * self.batch_size
             index = order[start:start + self.batch_size]
             self.served += 1
             yield self.images[index], self.labels[index]
-        self.epoch, self.served = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "served": self.served}
