@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -125,7 +125,7 @@ class ViewsConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING
-    root: Optional[str] = None
+    root: str | None = None
     download: bool = False
     batch_size: int = 256
     image_size: int = 32
@@ -223,7 +223,12 @@ SCHEMAS = {
     "marginal": {"marginal": MarginalConfig, "vicreg": VICRegMarginalConfig},
     "predictor": {"predictor": PredictorConfig},
     "backbone": {"backbone": BackboneConfig},
-    "data": {"data": DataConfig, "split": SplitDataConfig, "synthetic": SyntheticDataConfig, "folder": FolderDataConfig},
+    "data": {
+        "data": DataConfig,
+        "split": SplitDataConfig,
+        "synthetic": SyntheticDataConfig,
+        "folder": FolderDataConfig,
+    },
     "optim": {"optim": OptimConfig},
     "trainer": {"trainer": TrainerConfig},
     "logger": {"logger": LoggerConfig},

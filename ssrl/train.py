@@ -1,7 +1,7 @@
 """ssrl-train: the Hydra entry point (primary config conf/train.yaml).
 
-    ssrl-train paradigm=sdmi estimator=jsd trainer.max_epochs=5
-    ssrl-train -m paradigm=jmi,sdmi estimator=cos_dv,infonce,jsd
+ssrl-train paradigm=sdmi estimator=jsd trainer.max_epochs=5
+ssrl-train -m paradigm=jmi,sdmi estimator=cos_dv,infonce,jsd
 """
 
 from __future__ import annotations
@@ -39,8 +39,17 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     except Exception as exc:
         error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         previous = read_summary(run_dir) or {}
-        write_summary(run_dir, {**previous, "status": "failed", "error": error, "overrides": overrides,
-                                "run_dir": str(run_dir), "traceback": traceback.format_exc()})
+        write_summary(
+            run_dir,
+            {
+                **previous,
+                "status": "failed",
+                "error": error,
+                "overrides": overrides,
+                "run_dir": str(run_dir),
+                "traceback": traceback.format_exc(),
+            },
+        )
         print(f"ssrl-train: {run_dir.name} failed: {error}", file=sys.stderr)
         if hc.mode == RunMode.MULTIRUN:
             return None

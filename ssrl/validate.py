@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ssrl.data.datasets import LOADERS
+from ssrl.data.datasets import LOADERS, check_available
 from ssrl.errors import ConfigError
 from ssrl.mi.estimators import ESTIMATORS
 from ssrl.mi.objective import MARGINALS, SURROGATES
@@ -48,8 +48,10 @@ def _probability(cfg: Any, *fields: str) -> None:
     for f in fields:
         value = _get(cfg, f)
         values = list(value) if OmegaConf.is_list(value) else [value]
-        _require(all(0.0 <= v <= 1.0 for v in values), f"{f}={values if len(values) > 1 else value}: "
-                 "a probability must be in [0, 1]")
+        _require(
+            all(0.0 <= v <= 1.0 for v in values),
+            f"{f}={values if len(values) > 1 else value}: a probability must be in [0, 1]",
+        )
 
 
 def validate(cfg: Any) -> None:
@@ -58,32 +60,59 @@ def validate(cfg: Any) -> None:
         value = _get(cfg, f)
         _require(value in allowed, f"{f}={value} is not allowed; allowed: {', '.join(allowed)}")
     paradigm = cfg.paradigm.name
-    _positive(cfg, "estimator.tau", "optim.lr", "trainer.max_epochs", "eval.knn_k", "eval.knn_temperature",
-              "checkpoint_every_n_steps", "backbone.projector_dim")
-    _require(cfg.data.batch_size >= 2,
-             f"data.batch_size={cfg.data.batch_size}: must be >= 2 (the marginal term needs negative pairs)")
+    _positive(
+        cfg,
+        "estimator.tau",
+        "optim.lr",
+        "trainer.max_epochs",
+        "eval.knn_k",
+        "eval.knn_temperature",
+        "checkpoint_every_n_steps",
+        "backbone.projector_dim",
+    )
+    _require(
+        cfg.data.batch_size >= 2,
+        f"data.batch_size={cfg.data.batch_size}: must be >= 2 (the marginal term needs negative pairs)",
+    )
     if cfg.marginal.name in SURROGATES:
-        _require(paradigm == "jmi", f"marginal={cfg.marginal.name} is a JMI surrogate; with paradigm=sdmi use "
-                 "marginal=exact or marginal=none")
-    _require(cfg.predictor.name == "none" or paradigm == "sdmi",
-             f"predictor={cfg.predictor.name} sits on SDMI's online branch; with paradigm=jmi use predictor=none")
+        _require(
+            paradigm == "jmi",
+            f"marginal={cfg.marginal.name} is a JMI surrogate; with paradigm=sdmi use marginal=exact or marginal=none",
+        )
+    _require(
+        cfg.predictor.name == "none" or paradigm == "sdmi",
+        f"predictor={cfg.predictor.name} sits on SDMI's online branch; with paradigm=jmi use predictor=none",
+    )
     if paradigm == "sdmi":
         p = cfg.paradigm
         _require(p.e_steps >= 1 and p.m_steps >= 1, "paradigm.e_steps and paradigm.m_steps must be >= 1")
         _require(0.0 <= p.ema_momentum < 1.0, f"paradigm.ema_momentum={p.ema_momentum}: must be in [0, 1)")
-        _require(not (p.shared_weights and p.target_update == "ema"),
-                 "paradigm.shared_weights=true has no target of its own to average; use target_update=gradient")
+        _require(
+            not (p.shared_weights and p.target_update == "ema"),
+            "paradigm.shared_weights=true has no target of its own to average; use target_update=gradient",
+        )
     views = cfg.data.views
     lo, hi = views.crop_scale
     _require(0 < lo <= hi <= 1, f"data.views.crop_scale={list(views.crop_scale)}: need 0 < low <= high <= 1")
     lo, hi = views.crop_ratio
     _require(0 < lo <= hi, f"data.views.crop_ratio={list(views.crop_ratio)}: need 0 < low <= high")
-    _require(len(views.blur_p) == 2 and len(views.solarize_p) == 2,
-             "data.views.blur_p and data.views.solarize_p take two probabilities: [view A, view B]")
-    _probability(cfg, "data.views.flip_p", "data.views.jitter_p", "data.views.grayscale_p", "data.views.blur_p",
-                 "data.views.solarize_p")
+    _require(
+        len(views.blur_p) == 2 and len(views.solarize_p) == 2,
+        "data.views.blur_p and data.views.solarize_p take two probabilities: [view A, view B]",
+    )
+    _probability(
+        cfg,
+        "data.views.flip_p",
+        "data.views.jitter_p",
+        "data.views.grayscale_p",
+        "data.views.blur_p",
+        "data.views.solarize_p",
+    )
     channels = cfg.data.channels
-    _require(len(views.mean) >= channels and len(views.std) >= channels and min(views.std) > 0,
-             f"data.views.mean and data.views.std need {channels} values (data.channels), std > 0")
+    _require(
+        len(views.mean) >= channels and len(views.std) >= channels and min(views.std) > 0,
+        f"data.views.mean and data.views.std need {channels} values (data.channels), std > 0",
+    )
     if "holdout" in cfg.data:
         _require(0 < cfg.data.holdout < 1, f"data.holdout={cfg.data.holdout}: must be in (0, 1)")
+    check_available(cfg.data)

@@ -6,9 +6,10 @@ probes, ``test`` is the held-out split of every evaluation. Images are uint8, (C
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ class ImageSet:
         return len(self.labels)
 
 
-Part = Union[ImageSet, Dataset]
+Part = ImageSet | Dataset
 
 
 @dataclass
@@ -43,9 +44,7 @@ class Splits:
 def _stratified_split(images: np.ndarray, labels: np.ndarray, holdout: float, seed: int) -> Splits:
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        images, labels, test_size=holdout, stratify=labels, random_state=seed
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=holdout, stratify=labels, random_state=seed)
     train = ImageSet(torch.from_numpy(x_tr), torch.from_numpy(y_tr).long())
     test = ImageSet(torch.from_numpy(x_te), torch.from_numpy(y_te).long())
     return Splits(train, train, test, int(labels.max()) + 1)
@@ -68,7 +67,9 @@ def synthetic(cfg: Any) -> Splits:
     prototypes = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
     labels = torch.arange(cfg.num_samples) % k
     shifts = torch.randint(-1, 2, (cfg.num_samples, 2), generator=g)
-    images = torch.stack([prototypes[y].roll(tuple(s.tolist()), dims=(1, 2)) for y, s in zip(labels, shifts)])
+    images = torch.stack(
+        [prototypes[y].roll(tuple(s.tolist()), dims=(1, 2)) for y, s in zip(labels, shifts, strict=True)]
+    )
     images = images + cfg.noise * torch.randn(images.shape, generator=g)
     images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
     return _stratified_split(images.numpy(), labels.numpy(), cfg.holdout, cfg.split_seed)
@@ -137,17 +138,11 @@ class FolderImages(Dataset):
 
 def imagefolder(cfg: Any) -> Splits:
     """ImageNet-100, TinyImageNet or any folder laid out as data.root/{train,val}/<class>/<image>."""
-    if cfg.root is None:
-        raise ConfigError("data.root is required for data=imagefolder: a folder with train/ and val/ inside")
+    check_available(cfg)
     root = Path(str(cfg.root)).expanduser()
     parts = {}
     for split in ("train", "val"):
         folder = root / split
-        if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
-            raise ConfigError(
-                f"data.root={root}: expected class folders under {folder} (layout: data.root/train/<class>/*.jpg "
-                f"and data.root/val/<class>/*.jpg)"
-            )
         try:
             parts[split] = FolderImages(folder, cfg.decode_size)
         except (FileNotFoundError, RuntimeError) as exc:
@@ -165,9 +160,34 @@ LOADERS: dict[str, Callable[[Any], Splits]] = {
 }
 
 
+#: The folder torchvision keeps each downloadable data set in, under data.root.
+TORCHVISION_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "stl10": "stl10_binary"}
+
+
+def check_available(cfg: Any) -> None:
+    """Fail early, naming data.root, when the data set's folder is not where the config says."""
+    if cfg.name == "imagefolder":
+        if cfg.root is None:
+            raise ConfigError("data.root is required for data=imagefolder: a folder with train/ and val/ inside")
+        root = Path(str(cfg.root)).expanduser()
+        for split in ("train", "val"):
+            folder = root / split
+            if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+                raise ConfigError(
+                    f"data.root={root}: expected class folders under {folder} (layout: "
+                    "data.root/train/<class>/<image> and data.root/val/<class>/<image>)"
+                )
+    elif cfg.name in TORCHVISION_FOLDERS and not cfg.download:
+        folder = Path(str(cfg.root)).expanduser() / TORCHVISION_FOLDERS[cfg.name]
+        if not folder.is_dir():
+            raise ConfigError(
+                f"data.root={cfg.root}: {folder} does not exist; put torchvision's copy of "
+                f"{cfg.name} there, or add data.download=true where the internet is reachable"
+            )
+
+
 def load_splits(cfg: Any) -> Splits:
     """The three splits of the data set that ``cfg.name`` names."""
     if cfg.name not in LOADERS:
         raise ConfigError(f"data={cfg.name} is unknown; allowed: {', '.join(LOADERS)}")
     return LOADERS[cfg.name](cfg)
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -21,8 +22,17 @@ class InMemoryBatches:
     resumable mid-epoch (``state_dict`` / ``load_state_dict``, which Lightning calls).
     """
 
-    def __init__(self, data: ImageSet, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
-                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        data: ImageSet,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
@@ -46,7 +56,7 @@ class InMemoryBatches:
         order, per_step = self._order(), self.batch_size * self.world_size
         while self.served < len(self):
             start = self.served * per_step + self.rank * self.batch_size
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             self.served += 1
             yield self.images[index], self.labels[index]
 
@@ -67,7 +77,9 @@ class ViewPairs(Dataset):
         return len(self.part)
 
     def __getitem__(self, i: int) -> tuple[tuple[Tensor, Tensor], int]:
-        image, label = (self.part.images[i], int(self.part.labels[i])) if isinstance(self.part, ImageSet) else self.part[i]
+        image, label = (
+            (self.part.images[i], int(self.part.labels[i])) if isinstance(self.part, ImageSet) else self.part[i]
+        )
         return (self.transforms[0](image), self.transforms[1](image)), label
 
 
@@ -107,14 +119,28 @@ class SSLDataModule(pl.LightningDataModule):
         at which the MI is estimated."""
         if isinstance(part, ImageSet) and (not train or self.cfg.pipeline == "batched"):
             rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer and train else (0, 1)
-            return InMemoryBatches(part, self.cfg.batch_size, shuffle=train, drop_last=train, seed=self.seed,
-                                   device=self._device(), rank=rank, world_size=world)
+            return InMemoryBatches(
+                part,
+                self.cfg.batch_size,
+                shuffle=train,
+                drop_last=train,
+                seed=self.seed,
+                device=self._device(),
+                rank=rank,
+                world_size=world,
+            )
         return self._torch_loader(_Indexed(part) if isinstance(part, ImageSet) else part, train)
 
     def _torch_loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=train, drop_last=train,
-                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def train_dataloader(self) -> Any:
         self.setup()

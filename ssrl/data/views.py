@@ -88,11 +88,14 @@ def _hue_matrices(hue: Tensor) -> Tensor:
 
 
 def _factor(n: int, strength: float, apply: Tensor, g: torch.Generator) -> Tensor:
-    return torch.where(apply, _uniform(n, max(0.0, 1 - strength), 1 + strength, g), torch.ones_like(apply, dtype=torch.float))
+    return torch.where(
+        apply, _uniform(n, max(0.0, 1 - strength), 1 + strength, g), torch.ones_like(apply, dtype=torch.float)
+    )
 
 
-def color_jitter(x: Tensor, p: float, brightness: float, contrast: float, saturation: float, hue: float,
-                 g: torch.Generator) -> Tensor:
+def color_jitter(
+    x: Tensor, p: float, brightness: float, contrast: float, saturation: float, hue: float, g: torch.Generator
+) -> Tensor:
     """With probability p per sample: brightness, contrast, saturation factors ~ U(1 -+ s), hue ~ U(-+ hue)."""
     n = len(x)
     apply = _chance(n, p, g)
@@ -147,7 +150,9 @@ class BatchedViews(nn.Module):
 
     def view(self, x: Tensor, index: int, g: torch.Generator) -> Tensor:
         r, n = self.recipe, len(x)
-        x = crop_and_flip(x, sample_crops(n, tuple(r.crop_scale), tuple(r.crop_ratio), g), _chance(n, r.flip_p, g), self.size)
+        x = crop_and_flip(
+            x, sample_crops(n, tuple(r.crop_scale), tuple(r.crop_ratio), g), _chance(n, r.flip_p, g), self.size
+        )
         if r.jitter_p > 0:
             x = color_jitter(x, r.jitter_p, r.brightness, r.contrast, r.saturation, r.hue, g)
         if r.grayscale_p > 0 and x.shape[1] == 3:
@@ -172,7 +177,11 @@ def per_sample_transform(recipe: Any, size: int, channels: int, index: int) -> A
         v2.RandomResizedCrop(size, scale=tuple(recipe.crop_scale), ratio=tuple(recipe.crop_ratio), antialias=True),
         v2.RandomHorizontalFlip(recipe.flip_p),
         v2.RandomApply(
-            [v2.ColorJitter(recipe.brightness, recipe.contrast, recipe.saturation if color else 0, recipe.hue if color else 0)],
+            [
+                v2.ColorJitter(
+                    recipe.brightness, recipe.contrast, recipe.saturation if color else 0, recipe.hue if color else 0
+                )
+            ],
             p=recipe.jitter_p,
         ),
     ]

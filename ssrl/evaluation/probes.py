@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,8 +12,9 @@ from torch import Tensor, nn
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, batches: Iterable, prepare: Callable[[Tensor], Tensor],
-                     device: torch.device) -> tuple[Tensor, Tensor]:
+def extract_features(
+    backbone: nn.Module, batches: Iterable, prepare: Callable[[Tensor], Tensor], device: torch.device
+) -> tuple[Tensor, Tensor]:
     """Backbone features (N, F) and labels (N,) of every batch of uint8 images, in eval mode."""
     was_training = backbone.training
     backbone.eval()
@@ -35,8 +37,9 @@ def linear_probe_accuracy(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
     return float(np.mean(probe.predict(test[0].numpy()) == test[1].numpy()))
 
 
-def knn_accuracy(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], k: int, temperature: float,
-                 chunk: int = 1024) -> float:
+def knn_accuracy(
+    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], k: int, temperature: float, chunk: int = 1024
+) -> float:
     """Weighted kNN (Wu et al., 2018): the k nearest training features by cosine similarity s vote for
     their class with weight exp(s / temperature); the class with the largest total wins."""
     xtr, ytr = F.normalize(train[0], dim=1), train[1]
@@ -44,15 +47,21 @@ def knn_accuracy(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], k: i
     k = min(k, len(ytr))
     correct = 0
     for start in range(0, len(test[1]), chunk):
-        x, y = F.normalize(test[0][start:start + chunk], dim=1), test[1][start:start + chunk]
+        x, y = F.normalize(test[0][start : start + chunk], dim=1), test[1][start : start + chunk]
         sim, idx = (x @ xtr.T).topk(k, dim=1)
         votes = torch.zeros(len(y), num_classes).scatter_add_(1, ytr[idx], torch.exp(sim / temperature))
         correct += int((votes.argmax(1) == y).sum())
     return correct / len(test[1])
 
 
-def evaluate_backbone(backbone: nn.Module, labeled: Iterable, test: Iterable, prepare: Callable[[Tensor], Tensor],
-                      device: torch.device, cfg: Any) -> dict[str, float]:
+def evaluate_backbone(
+    backbone: nn.Module,
+    labeled: Iterable,
+    test: Iterable,
+    prepare: Callable[[Tensor], Tensor],
+    device: torch.device,
+    cfg: Any,
+) -> dict[str, float]:
     """Linear-probe and kNN accuracy on the held-out split, trained on the labeled split."""
     train_set = extract_features(backbone, labeled, prepare, device)
     test_set = extract_features(backbone, test, prepare, device)

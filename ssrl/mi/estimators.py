@@ -10,8 +10,8 @@ never through exp of raw scores, so bf16 or fp16 scores and small temperatures a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -8,9 +8,9 @@ Whatever trains, the estimates of every estimator on the critic's scores are rep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 from torch import Tensor, nn
 

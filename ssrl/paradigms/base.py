@@ -114,9 +114,13 @@ class MIParadigm(pl.LightningModule):
         the online probe at eval.online_probe_lr without weight decay."""
         groups = [{"params": [p for m in modules for p in m.parameters()]}]
         if self.predictor is not None and any(m is self.online for m in modules):
-            groups.append({"params": list(self.predictor.parameters()), "lr": self.cfg.optim.lr * self.cfg.predictor.lr_scale})
+            groups.append(
+                {"params": list(self.predictor.parameters()), "lr": self.cfg.optim.lr * self.cfg.predictor.lr_scale}
+            )
         if with_probe:
-            groups.append({"params": list(self.probe.parameters()), "lr": self.cfg.eval.online_probe_lr, "weight_decay": 0.0})
+            groups.append(
+                {"params": list(self.probe.parameters()), "lr": self.cfg.eval.online_probe_lr, "weight_decay": 0.0}
+            )
         return groups
 
     def optimizer_and_schedule(self, groups: list[dict]) -> dict:

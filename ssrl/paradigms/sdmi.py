@@ -43,7 +43,9 @@ class SDMI(MIParadigm):
         if p.shared_weights:
             self.target = None
         elif p.target_update == "ema":
-            self.target = AveragedModel(self.online, multi_avg_fn=get_ema_multi_avg_fn(p.ema_momentum), use_buffers=True)
+            self.target = AveragedModel(
+                self.online, multi_avg_fn=get_ema_multi_avg_fn(p.ema_momentum), use_buffers=True
+            )
             self.target.requires_grad_(False)
         else:
             self.target = copy.deepcopy(self.online)

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ssrl.errors import ConfigError
 from ssrl.validate import validate
@@ -27,7 +27,7 @@ def _variants(overrides: list[str]) -> list[list[str]]:
     base = [values[0] for values in options]
     variants = [base]
     for i, values in enumerate(options):
-        variants += [base[:i] + [v] + base[i + 1:] for v in values[1:]]
+        variants += [base[:i] + [v] + base[i + 1 :] for v in values[1:]]
     return variants
 
 
@@ -61,7 +61,7 @@ def _explain(exc: BaseException, config_name: str, overrides: list[str]) -> str:
         return f"{wanted}: no such option; allowed: {', '.join(exc.options)}"
     cause = _root_cause(exc)
     key = getattr(cause, "full_key", None)
-    if isinstance(cause, ConfigKeyError) and key:
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
         return f"{key}: no such field; allowed fields here: {_fields_of(config_name, overrides, key)}"
     if isinstance(cause, OmegaConfBaseException) and key:
         value = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == key), None)

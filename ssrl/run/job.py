@@ -37,8 +37,13 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in SPEED_FIELDS}
-    checkpoint = ModelCheckpoint(dirpath=str(run_dir / CHECKPOINT.parent), save_last=True, save_top_k=0,
-                                 every_n_train_steps=cfg.checkpoint_every_n_steps, save_on_train_epoch_end=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=str(run_dir / CHECKPOINT.parent),
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=cfg.checkpoint_every_n_steps,
+        save_on_train_epoch_end=True,
+    )
     return pl.Trainer(
         **kwargs,
         logger=build_logger(cfg, run_dir),
@@ -86,8 +91,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     pl.seed_everything(cfg.seed, workers=True)
     data = SSLDataModule(cfg.data, cfg.seed)
     model = PARADIGMS[cfg.paradigm.name](cfg, data.num_classes)
-    base = {"overrides": overrides, "run_dir": str(run_dir), "paradigm": cfg.paradigm.name,
-            "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)}
+    base = {
+        "overrides": overrides,
+        "run_dir": str(run_dir),
+        "paradigm": cfg.paradigm.name,
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+    }
 
     def progress() -> dict[str, Any]:
         return {**base, "wall_s": time.time() - started}
@@ -113,23 +122,40 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         "probe_acc_init": init["probe_acc"],
         "knn_acc": final["knn_acc"],
         "knn_acc_init": init["knn_acc"],
-        **{k: last[k] for k in ("effective_rank", "embedding_std", "effective_rank_backbone", "alignment",
-                                "uniformity", "mi", "collapsed") if k in last},
+        **{
+            k: last[k]
+            for k in (
+                "effective_rank",
+                "embedding_std",
+                "effective_rank_backbone",
+                "alignment",
+                "uniformity",
+                "mi",
+                "collapsed",
+            )
+            if k in last
+        },
         "mi_init": model.history[0].get("mi"),
         "epochs": last["epoch"],
         "steps": model.batches_trained,
         "history": model.history,
         "protocol": {
             "probe": "logistic regression (scikit-learn, L-BFGS, C=1) on standardised frozen backbone features; "
-                     "trained on the labeled split, scored on the held-out split",
-            "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "similarity": "cosine",
-                    "weights": "exp(similarity / temperature)"},
+            "trained on the labeled split, scored on the held-out split",
+            "knn": {
+                "k": cfg.eval.knn_k,
+                "temperature": cfg.eval.knn_temperature,
+                "similarity": "cosine",
+                "weights": "exp(similarity / temperature)",
+            },
             "mi": f"mean over held-out batches of N={cfg.data.batch_size} pairs of fixed random views",
         },
     }
     if trainer.is_global_zero:
         if isinstance(trainer.logger, TensorBoardLogger):
-            metrics = {f"hparam/{k}": float(summary[k]) for k in ("probe_acc", "knn_acc", "effective_rank", "embedding_std")}
+            metrics = {
+                f"hparam/{k}": float(summary[k]) for k in ("probe_acc", "knn_acc", "effective_rank", "embedding_std")
+            }
             metrics.update({f"hparam/mi/{k}": v for k, v in (summary.get("mi") or {}).items()})
             trainer.logger.log_hyperparams(hparams(cfg), metrics)
             trainer.logger.finalize("success")

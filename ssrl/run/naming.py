@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from omegaconf import OmegaConf
 
@@ -16,7 +16,9 @@ def run_name(overrides: Iterable[str]) -> str:
     """'estimator=jsd,paradigm=sdmi' for those overrides (sorted), 'default' for none; names longer
     than MAX_NAME characters keep a prefix and a hash of the whole."""
     kept = sorted(
-        o.lstrip("+~") for o in overrides if o.lstrip("+~").split("=")[0] not in NOT_IN_NAME and not o.startswith("hydra")
+        o.lstrip("+~")
+        for o in overrides
+        if o.lstrip("+~").split("=")[0] not in NOT_IN_NAME and not o.startswith("hydra")
     )
     name = ",".join(kept).replace("/", "-") or "default"
     if len(name) > MAX_NAME:

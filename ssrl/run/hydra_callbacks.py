@@ -1,0 +1,29 @@
+"""Hydra callbacks of a multirun (registered in conf/train.yaml under hydra.callbacks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+DEFAULT_SWEEP_DIR = "outputs/multirun/${ssrl_name:${hydra.overrides.task}}"
+
+
+class PinSweepFolder(Callback):
+    """Every job of a sweep lands in the folder named by the command line's sweep overrides.
+
+    Hydra re-composes each job's config, which would re-resolve hydra.sweep.dir with that job's
+    overrides; resolving it once here and passing it on as a Hydra override keeps one folder, and the
+    same command finds the same folder again (so a rerun skips what completed).
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        raw = OmegaConf.to_container(config.hydra.sweep, resolve=False)["dir"]
+        given = [o for o in config.hydra.overrides.hydra if o.lstrip("+~").startswith("hydra.sweep.dir=")]
+        if raw != DEFAULT_SWEEP_DIR or given:
+            return
+        folder = str(config.hydra.sweep.dir).replace("'", "")
+        with open_dict(config):
+            config.hydra.sweep.dir = folder
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{folder}'")

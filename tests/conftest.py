@@ -1,0 +1,36 @@
+"""Fixtures: the real Hydra configs, composed, and tiny-data overrides that keep runs to seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from ssrl.train import CONFIG_DIR  # registers the schemas and resolvers
+
+#: Real configs, small: synthetic 8x8 images, 1 epoch of 2 batches, a small projector.
+TINY = [
+    "data=synthetic",
+    "trainer=debug",
+    "backbone.projector_hidden_dim=64",
+    "backbone.projector_dim=32",
+    "predictor.hidden_dim=64",
+]
+
+
+def compose_config(*overrides: str, tiny: bool = True):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=(TINY if tiny else []) + list(overrides))
+
+
+@pytest.fixture
+def config():
+    return compose_config
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(CONFIG_DIR).parent

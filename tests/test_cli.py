@@ -1,0 +1,43 @@
+"""Bad input on the command line: one clear line naming the field and what is allowed, exit status 2,
+and no run folder."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from ssrl import train
+
+CASES = [
+    (["paradigm=foo"], "paradigm=foo: no such option; allowed: jmi, sdmi"),
+    (["estimator.tua=0.2"], "estimator.tua: no such field; allowed fields here: name, critic, tau"),
+    (
+        ["paradigm=jmi", "paradigm.ema_momentum=0.5"],
+        "paradigm.ema_momentum: no such field; allowed fields here: name, shared_encoder",
+    ),
+    (
+        ["data=imagefolder", "data.root=/nonexistent"],
+        "data.root=/nonexistent: expected class folders under /nonexistent/train",
+    ),
+    (["estimator.tau=0"], "estimator.tau=0.0: must be > 0"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
+    (
+        ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
+        "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ssrl-train: error: "), lines
+    assert message in lines[0]
+    assert not (tmp_path / "outputs").exists()

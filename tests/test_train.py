@@ -1,0 +1,72 @@
+"""Whole runs of both paradigms on tiny data: summary.json, TensorBoard scalars and hparams."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ssrl.run.job import train
+
+REQUIRED = {
+    "status",
+    "probe_acc",
+    "probe_acc_init",
+    "knn_acc",
+    "effective_rank",
+    "embedding_std",
+    "mi",
+    "collapsed",
+    "epochs",
+    "steps",
+    "wall_s",
+    "overrides",
+}
+
+
+@pytest.mark.parametrize("paradigm", ["jmi", "sdmi"])
+def test_run_writes_summary_and_tensorboard(config, tmp_path, paradigm):
+    overrides = [f"paradigm={paradigm}", "trainer.max_epochs=2"]
+    summary = train(config(*overrides), tmp_path, overrides)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == "completed" and on_disk.keys() >= REQUIRED
+    assert on_disk["steps"] == 4 and on_disk["epochs"] == 2 and on_disk["overrides"] == overrides
+    assert 0 <= on_disk["probe_acc"] <= 1 and 0 <= on_disk["probe_acc_init"] <= 1
+    assert set(on_disk["mi"]) == {"cos_dv", "infonce", "jsd", "nwj"}
+    assert [h["epoch"] for h in on_disk["history"]] == [0, 1, 2]
+    assert summary["probe_acc"] == on_disk["probe_acc"]
+
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    expected = (
+        {
+            "train/loss",
+            "train/joint",
+            "train/marginal",
+            "val/online_probe_acc",
+            "val/effective_rank",
+            "val/embedding_std",
+        }
+        | {f"train/mi/{n}" for n in summary["mi"]}
+        | {f"val/mi/{n}" for n in summary["mi"]}
+    )
+    assert expected <= scalars, expected - scalars
+    assert any(tag.startswith("lr-") for tag in scalars)
+    hparams = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0}).Reload()
+    assert "_hparams_/session_start_info" in hparams.summary_metadata
+
+
+def test_completed_run_is_not_redone(config, tmp_path):
+    cfg = config()
+    first = train(cfg, tmp_path, [])
+    mtime = (tmp_path / "summary.json").stat().st_mtime
+    again = train(cfg, tmp_path, [])
+    assert again["probe_acc"] == first["probe_acc"]
+    assert (tmp_path / "summary.json").stat().st_mtime == mtime
+
+
+def test_csv_logger(config, tmp_path):
+    train(config("logger=csv"), tmp_path, ["logger=csv"])
+    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss" in header and "val/mi/cos_dv" in header
