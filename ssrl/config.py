@@ -71,6 +71,7 @@ class EstimatorConfig:
 @dataclass
 class InfoNCEConfig(EstimatorConfig):
     symmetric: bool = True
+    same_view_negatives: bool = False
 
 
 # ------------------------------------------------------------------------------------------- marginal

@@ -53,19 +53,31 @@ def dv(scores: Tensor) -> Terms:
     return Terms(diag.mean(), torch.logsumexp(off, dim=0) - math.log(off.numel()))
 
 
-def infonce(scores: Tensor, symmetric: bool = True) -> Terms:
+def _without_diagonal(scores: Tensor) -> Tensor:
+    return scores.float().masked_fill(torch.eye(len(scores), dtype=torch.bool, device=scores.device), -math.inf)
+
+
+def infonce(scores: Tensor, symmetric: bool = True, same_view: tuple[Tensor, Tensor] | None = None) -> Terms:
     """InfoNCE (CPC) bound, never above log N.
 
     J = mean_i S_ii
     M = mean_i [logsumexp_j S_ij - log N]           (rows: a_i against every b_j)
     symmetric: M is the mean of the row form and the column form (b_j against every a_i).
+    same_view = (S^AA, S^BB), the scores within each view (SimCLR's NT-Xent): the N - 1 other
+    embeddings of the anchor's own view join its negatives,
+        row i: logsumexp({S_ij}_j + {S^AA_ik}_{k != i}) - log(2N - 1), columns likewise with S^BB;
+    the ceiling becomes log(2N - 1).
     """
     diag, _ = _diagonal_and_off_diagonal(scores)
     scores = scores.float()
-    log_n = math.log(scores.shape[0])
-    marginal = torch.logsumexp(scores, dim=1).mean() - log_n
+    rows, cols = scores, scores.T
+    if same_view is not None:
+        rows = torch.cat([rows, _without_diagonal(same_view[0])], dim=1)
+        cols = torch.cat([cols, _without_diagonal(same_view[1])], dim=1)
+    log_n = math.log(rows.shape[1] - (1 if same_view is not None else 0))
+    marginal = torch.logsumexp(rows, dim=1).mean() - log_n
     if symmetric:
-        marginal = 0.5 * (marginal + torch.logsumexp(scores, dim=0).mean() - log_n)
+        marginal = 0.5 * (marginal + torch.logsumexp(cols, dim=1).mean() - log_n)
     return Terms(diag.mean(), marginal)
 
 

@@ -8,7 +8,6 @@ Whatever trains, the estimates of every estimator on the critic's scores are rep
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -41,6 +40,7 @@ class MIObjective(nn.Module):
         marginal: str,
         weight: float,
         symmetric: bool = True,
+        same_view_negatives: bool = False,
         surrogate_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
@@ -48,20 +48,16 @@ class MIObjective(nn.Module):
         self.estimator = estimator
         self.marginal = marginal
         self.weight = weight
-        if marginal in SURROGATES:
-            self._terms: Callable[[Tensor, Tensor, Tensor], Terms] = self._surrogate_terms
-            self._surrogate = partial(SURROGATES[marginal], **(surrogate_kwargs or {}))
-        else:
-            self._terms = self._bound_terms
-            self._bound = partial(infonce, symmetric=symmetric) if estimator == "infonce" else ESTIMATORS[estimator]
-
-    def _bound_terms(self, a: Tensor, b: Tensor, scores: Tensor) -> Terms:
-        return self._bound(scores)
-
-    def _surrogate_terms(self, a: Tensor, b: Tensor, scores: Tensor) -> Terms:
-        return self._surrogate(a, b)
+        self.same_view_negatives = same_view_negatives
+        self.surrogate = partial(SURROGATES[marginal], **(surrogate_kwargs or {})) if marginal in SURROGATES else None
+        self.bound = partial(infonce, symmetric=symmetric) if estimator == "infonce" else ESTIMATORS[estimator]
 
     def forward(self, a: Tensor, b: Tensor) -> Step:
         scores = self.critic(a, b)
-        terms = self._terms(a, b, scores)
+        if self.surrogate is not None:
+            terms = self.surrogate(a, b)
+        elif self.same_view_negatives:
+            terms = self.bound(scores, same_view=(self.critic(a, a), self.critic(b, b)))
+        else:
+            terms = self.bound(scores)
         return Step(-terms.objective(self.weight), terms, scores)

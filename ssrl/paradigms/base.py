@@ -41,6 +41,7 @@ def build_objective(cfg: Any) -> MIObjective:
         marginal.name,
         marginal.weight,
         symmetric=est.get("symmetric", True),
+        same_view_negatives=est.get("same_view_negatives", False),
         surrogate_kwargs=surrogate_kwargs,
     )
 
@@ -70,6 +71,11 @@ class MIParadigm(pl.LightningModule):
 
     def branch_b(self, x: Tensor) -> Tensor:
         """View B's embedding, as the critic sees it."""
+        raise NotImplementedError
+
+    def loss_on(self, xa: Tensor, xb: Tensor) -> Tensor:
+        """The loss the first update of a training step minimises on these views at the current
+        weights (the online probe's loss aside)."""
         raise NotImplementedError
 
     def _generator(self, *keys: int) -> torch.Generator:

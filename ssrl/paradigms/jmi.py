@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig
 from torch import Tensor
 
+from ssrl.mi.objective import Step
 from ssrl.paradigms.base import MIParadigm, build_encoder
 
 
@@ -22,10 +23,16 @@ class JMI(MIParadigm):
     def branch_b(self, x: Tensor) -> Tensor:
         return (self.target or self.online)(x)[1]
 
+    def _step(self, xa: Tensor, xb: Tensor) -> tuple[Step, Tensor]:
+        features, a = self.branch_a(xa)
+        return self.objective(a, self.branch_b(xb)), features
+
+    def loss_on(self, xa: Tensor, xb: Tensor) -> Tensor:
+        return self._step(xa, xb)[0].loss
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         xa, xb, labels = self.training_views(batch, batch_idx)
-        features, a = self.branch_a(xa)
-        step = self.objective(a, self.branch_b(xb))
+        step, features = self._step(xa, xb)
         self.log_step(step)
         return step.loss + self.probe_loss(features, labels)
 

@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ssrl.mi.objective import Step
 from ssrl.paradigms.base import MIParadigm
 
 
@@ -70,26 +71,41 @@ class SDMI(MIParadigm):
         with torch.set_grad_enabled(self.m_step_by_gradient):
             return {j: self.branch_b(views[j]) for j in roles}
 
+    def _pairs(self) -> list[tuple[int, int]]:
+        """(online view, target view) assignments: A->B, and B->A too with symmetrize."""
+        return [(0, 1), (1, 0)] if self.cfg.paradigm.symmetrize else [(0, 1)]
+
+    def _phase_loss(self, a: dict[int, Tensor], b: dict[int, Tensor]) -> tuple[Tensor, Step]:
+        """-(J - lambda*M) averaged over the view assignments, and the A->B step for logging."""
+        steps = [self.objective(a[i], b[j]) for i, j in self._pairs()]
+        return sum(s.loss for s in steps) / len(steps), steps[0]
+
+    def _e_step(self, views: tuple[Tensor, Tensor], targets: dict[int, Tensor] | None):
+        """Online forward passes and the E-step loss against SG(targets); targets are computed on the
+        first call of a batch and held fixed for the rest of the E-step."""
+        online = {i: self._online(views[i]) for i, _ in self._pairs()}
+        if targets is None:
+            targets = self._targets(views, {j for _, j in self._pairs()}, online)
+        loss, step = self._phase_loss({i: o[2] for i, o in online.items()}, {j: t.detach() for j, t in targets.items()})
+        return loss, step, online, targets
+
+    def loss_on(self, xa: Tensor, xb: Tensor) -> Tensor:
+        return self._e_step((xa, xb), None)[0]
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         p = self.cfg.paradigm
         xa, xb, labels = self.training_views(batch, batch_idx)
         views = (xa, xb)
-        pairs = [(0, 1), (1, 0)] if p.symmetrize else [(0, 1)]
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         schedulers = self.lr_schedulers()
         schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
 
-        online: dict[int, tuple] = {}
-        targets: dict[int, Tensor] = {}
+        targets = None
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
-            online = {i: self._online(views[i]) for i, _ in pairs}
+            loss, step, online, targets = self._e_step(views, targets)
             if k == 0:
-                targets = self._targets(views, {j for _, j in pairs}, online)
-            steps = [self.objective(online[i][2], targets[j].detach()) for i, j in pairs]
-            loss = sum(s.loss for s in steps) / len(steps)
-            if k == 0:
-                self.log_step(steps[0])
+                self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
             optimizers[0].zero_grad()
             self.manual_backward(loss)
@@ -102,13 +118,13 @@ class SDMI(MIParadigm):
             return
         if p.refresh:
             with torch.no_grad():
-                fixed = {i: self._online(views[i])[2] for i, _ in pairs}
+                fixed = {i: self._online(views[i])[2] for i in online}
         else:
-            fixed = {i: online[i][2].detach() for i, _ in pairs}
+            fixed = {i: o[2].detach() for i, o in online.items()}
         for k in range(p.m_steps):  # M-step: xi moves, theta held fixed by SG
             if k > 0:
                 targets = self._targets(views, set(targets), online={})
-            loss = sum(self.objective(fixed[i], targets[j]).loss for i, j in pairs) / len(pairs)
+            loss, _ = self._phase_loss(fixed, targets)
             optimizers[1].zero_grad()
             self.manual_backward(loss)
             optimizers[1].step()
