@@ -216,6 +216,8 @@ class TrainConfig:
     seed: int = 0
     resume: bool = True
     checkpoint_every_n_steps: int = 50
+    #: What an experiment expects of this run ("learns" or "collapses"); ssrl-report shows it beside the outcome.
+    expected: str | None = None
 
 
 SCHEMAS = {

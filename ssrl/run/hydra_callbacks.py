@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ssrl.report import write_report
 
 DEFAULT_SWEEP_DIR = "outputs/multirun/${ssrl_name:${hydra.overrides.task}}"
 
@@ -27,3 +30,11 @@ class PinSweepFolder(Callback):
         with open_dict(config):
             config.hydra.sweep.dir = folder
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{folder}'")
+
+
+class ReportOnMultirunEnd(Callback):
+    """Writes the sweep's report (``ssrl.report``) when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        runs = write_report(Path(str(config.hydra.sweep.dir)))
+        print(f"ssrl-report: {len(runs)} runs -> {config.hydra.sweep.dir}/results.md")

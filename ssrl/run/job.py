@@ -18,7 +18,7 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run.callbacks import RunningSummary
+from ssrl.run.callbacks import RunningSummary, export_projector
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.validate import validate
 
@@ -158,6 +158,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
             }
             metrics.update({f"hparam/mi/{k}": v for k, v in (summary.get("mi") or {}).items()})
             trainer.logger.log_hyperparams(hparams(cfg), metrics)
+            export_projector(trainer.logger, model.to(device), data.eval_loaders()[1], model.batches_trained)
             trainer.logger.finalize("success")
         write_summary(run_dir, summary)
     return summary

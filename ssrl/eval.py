@@ -1,0 +1,70 @@
+"""ssrl-eval: the offline linear probe and kNN classifier on a saved run or checkpoint.
+
+    ssrl-eval outputs/runs/default                      # the run's checkpoints/last.ckpt
+    ssrl-eval path/to/last.ckpt --knn-k 200 --knn-temperature 0.1
+
+Prints the accuracies as JSON (and beside them the run's summary.json values, when there is one).
+The protocol is the one of training's end: docs/method.md, "Diagnostics".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ssrl.data.module import SSLDataModule
+from ssrl.errors import ConfigError
+from ssrl.paradigms.base import MIParadigm
+from ssrl.run.job import CHECKPOINT, PARADIGMS, evaluate_offline
+from ssrl.run.summary import read_summary
+
+
+def load_checkpoint(path: Path) -> tuple[MIParadigm, SSLDataModule, Path]:
+    """The trained model and its data module, rebuilt from the config stored in the checkpoint."""
+    checkpoint_path = path / CHECKPOINT if path.is_dir() else path
+    if not checkpoint_path.is_file():
+        raise ConfigError(f"{path}: no checkpoint there (expected a run folder with {CHECKPOINT} or a .ckpt file)")
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    if "ssrl" not in checkpoint:
+        raise ConfigError(f"{checkpoint_path}: not an ssrl checkpoint (it holds no ssrl config)")
+    cfg = OmegaConf.create(checkpoint["ssrl"]["config"])
+    data = SSLDataModule(cfg.data, cfg.seed)
+    model = PARADIGMS[cfg.paradigm.name](cfg, data.num_classes)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model, data, checkpoint_path.parent.parent
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="ssrl-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("path", type=Path, help="a run folder or a .ckpt file")
+    parser.add_argument("--knn-k", type=int, help="neighbours of the kNN classifier (default: the run's eval.knn_k)")
+    parser.add_argument("--knn-temperature", type=float, help="kNN vote temperature (default: the run's)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        model, data, run_dir = load_checkpoint(args.path)
+    except ConfigError as exc:
+        print(f"ssrl-eval: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    cfg = model.cfg
+    if args.knn_k is not None:
+        cfg.eval.knn_k = args.knn_k
+    if args.knn_temperature is not None:
+        cfg.eval.knn_temperature = args.knn_temperature
+    result = evaluate_offline(model, data, torch.device(args.device), cfg)
+    result["knn"] = {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature}
+    summary = read_summary(run_dir)
+    if summary and summary.get("status") == "completed":
+        result["summary"] = {k: summary[k] for k in ("probe_acc", "knn_acc")}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

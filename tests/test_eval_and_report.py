@@ -1,0 +1,80 @@
+"""ssrl-eval on a finished run, the embedding projector, and ssrl-report on a sweep folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from ssrl import eval as ssrl_eval
+from ssrl.report import write_report
+from ssrl.run.job import train
+from ssrl.run.summary import write_summary
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from tests.conftest import compose_config
+
+    folder = tmp_path_factory.mktemp("run")
+    summary = train(compose_config("trainer.max_epochs=2"), folder, ["trainer.max_epochs=2"])
+    return folder, summary
+
+
+def test_eval_reproduces_the_summary(finished_run, capsys):
+    folder, summary = finished_run
+    ssrl_eval.main([str(folder), "--device", "cpu"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["probe_acc"] == pytest.approx(summary["probe_acc"], abs=1e-9)
+    assert result["knn_acc"] == pytest.approx(summary["knn_acc"], abs=1e-9)
+    assert result["knn"] == {"k": 20, "temperature": 0.07}
+
+
+def test_eval_names_a_missing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ssrl_eval.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no checkpoint there" in capsys.readouterr().err
+
+
+def test_projector_has_embeddings_labels_and_thumbnails(finished_run):
+    folder, _ = finished_run
+    projector = (folder / "tb" / "projector_config.pbtxt").read_text()
+    assert "held_out/embedding" in projector and "held_out/backbone" in projector
+    assert "metadata_path" in projector and "sprite" in projector
+
+
+def test_report_lists_every_run(finished_run, tmp_path):
+    folder, summary = finished_run
+    sweep = tmp_path / "sweep"
+    for name, data in {
+        "estimator=cos_dv": {**summary, "overrides": ["estimator=cos_dv"]},
+        "estimator=jsd": {
+            **summary,
+            "overrides": ["estimator=jsd"],
+            "config": {**summary["config"], "estimator": {"name": "jsd"}},
+        },
+        "estimator=nwj": {"status": "failed", "error": "ValueError: loss is NaN", "overrides": ["estimator=nwj"]},
+        "estimator=infonce": {
+            "status": "running",
+            "overrides": ["estimator=infonce"],
+            "history": summary["history"][:1],
+        },
+    }.items():
+        write_summary(sweep / name, data)
+    (sweep / "estimator=bilinear" / ".hydra").mkdir(parents=True)
+    (sweep / "estimator=bilinear" / ".hydra" / "overrides.yaml").write_text("- estimator=bilinear\n")
+
+    runs = write_report(sweep)
+    assert len(runs) == 5
+    table = list(csv.DictReader((sweep / "results.csv").read_text().splitlines()))
+    by_estimator = {row["estimator"]: row for row in table}
+    assert by_estimator["nwj"]["status"] == "failed" and "loss is NaN" in by_estimator["nwj"]["error"]
+    assert by_estimator["infonce"]["status"].startswith("running or died")
+    assert by_estimator["bilinear"]["status"] == "not started"
+    assert by_estimator["cos_dv"]["status"] == "completed" and by_estimator["cos_dv"]["probe_acc"]
+    assert "trainer.max_epochs" not in table[0]  # only the overrides that vary are columns
+    markdown = (sweep / "results.md").read_text()
+    assert "5 runs, 2 completed, 1 failed" in markdown
+    assert (sweep / "mi_curves.png").stat().st_size > 0 and (sweep / "collapse.png").stat().st_size > 0
