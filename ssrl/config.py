@@ -169,21 +169,26 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Lightning Trainer arguments, plus the speed switches channels_last and compile."""
+    """Lightning Trainer arguments, plus the speed switches channels_last and compile.
+
+    precision "auto" and channels_last null take the device's default (``ssrl.run.job.device_defaults``):
+    bf16 autocast and channels_last on a CUDA GPU, float32 and the default layout on the CPU.
+    """
 
     accelerator: str = "auto"
     devices: Any = 1
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str = "32-true"
+    precision: str = "auto"
     max_epochs: int = 20
+    max_steps: int = -1
     limit_train_batches: Any = 1.0
     limit_val_batches: Any = 1.0
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 5
     deterministic: bool = False
     enable_progress_bar: bool = True
-    channels_last: bool = False
+    channels_last: bool | None = None
     compile: bool = False
 
 

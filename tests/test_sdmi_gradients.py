@@ -1,4 +1,5 @@
-"""SDMI's stop-gradient: in each phase only the block that moves gets a gradient.
+"""SDMI's stop-gradient: in each phase only the block that moves gets a gradient; and the forward
+passes each setting runs per batch, as ssrl/paradigms/sdmi.py documents them.
 
 Real configs, a real Lightning Trainer, two batches. Before each backward pass every gradient is
 cleared, so what is recorded after it is exactly what that pass reached.
@@ -14,10 +15,14 @@ from ssrl.data.module import SSLDataModule
 from ssrl.paradigms.sdmi import SDMI
 
 
-def _fit_recording(cfg):
+def _fit_recording(cfg, paradigm=SDMI):
     data = SSLDataModule(cfg.data, cfg.seed)
-    model = SDMI(cfg, data.num_classes)
-    passes = []
+    model = paradigm(cfg, data.num_classes)
+    passes, forwards = [], []
+    for name in ("online", "target"):
+        if getattr(model, name, None) is not None:
+            getattr(model, name).register_forward_hook(
+                lambda *_, name=name: forwards.append((name, torch.is_grad_enabled())))
     blocks = {"online": model.online, "predictor": model.predictor, "target": model.target}
     blocks = {k: v for k, v in blocks.items() if v is not None}
     backward = model.manual_backward
@@ -41,6 +46,7 @@ def _fit_recording(cfg):
         enable_progress_bar=False,
         enable_model_summary=False,
     ).fit(model, data)
+    model.forwards_per_batch = {"grad": sum(g for _, g in forwards) / 2, "no_grad": sum(not g for _, g in forwards) / 2}
     return model, passes
 
 
@@ -79,6 +85,31 @@ def test_shared_weights_is_one_encoder_with_one_step(config):
     model, passes = _fit_recording(cfg)
     assert model.target is None and len(passes) == 2
     assert all(p["online"] and p["predictor"] for p in passes)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "grad", "no_grad", "backward"),
+    [
+        (["paradigm.refresh=true"], 2, 1, 2),
+        (["paradigm.refresh=false"], 2, 0, 2),
+        (["paradigm.target_update=ema"], 1, 1, 1),
+        (["paradigm.shared_weights=true"], 1, 1, 1),
+        (["paradigm.refresh=true", "paradigm.symmetrize=true"], 4, 2, 2),
+        (["paradigm.target_update=ema", "paradigm.symmetrize=true"], 2, 2, 1),
+        (["paradigm.shared_weights=true", "paradigm.symmetrize=true"], 2, 0, 1),
+    ],
+)
+def test_forward_passes_per_batch(config, overrides, grad, no_grad, backward):
+    model, passes = _fit_recording(config("paradigm=sdmi", *overrides))
+    assert model.forwards_per_batch == {"grad": grad, "no_grad": no_grad}
+    assert len(passes) == 2 * backward
+
+
+def test_jmi_forward_passes_per_batch(config):
+    from ssrl.paradigms.jmi import JMI
+
+    model, _ = _fit_recording(config("paradigm=jmi"), paradigm=JMI)
+    assert model.forwards_per_batch == {"grad": 2, "no_grad": 0}
 
 
 def test_jmi_has_one_optimizer_and_gradients_through_both_views(config):

@@ -70,3 +70,12 @@ def test_csv_logger(config, tmp_path):
     train(config("logger=csv"), tmp_path, ["logger=csv"])
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "train/loss" in header and "val/mi/cos_dv" in header
+
+
+@pytest.mark.parametrize("paradigm", ["jmi", "sdmi"])
+def test_same_seed_same_summary(config, tmp_path, paradigm):
+    cfg = config(f"paradigm={paradigm}", "trainer.max_epochs=2")
+    first = train(cfg, tmp_path / "first", [])
+    second = train(cfg, tmp_path / "second", [])
+    for key in ("probe_acc", "knn_acc", "mi", "effective_rank", "embedding_std", "history", "steps"):
+        assert first[key] == second[key], key

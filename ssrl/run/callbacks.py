@@ -1,16 +1,31 @@
-"""What a run writes beside training: the running summary, and the embedding projector at the end."""
+"""What a run writes beside training: checkpoints written atomically, the running summary, and the
+embedding projector at the end."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from ssrl.run.summary import write_summary
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temporary file in the checkpoint's folder, then rename over it: a killed run
+    leaves the previous checkpoint whole, never a half-written one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
 
 
 class RunningSummary(pl.Callback):

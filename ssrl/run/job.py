@@ -18,7 +18,7 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run.callbacks import RunningSummary, export_projector
+from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, export_projector
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.validate import validate
 
@@ -26,6 +26,17 @@ PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 INIT_METRICS = "init_metrics.json"
+
+
+def device_defaults(cfg: DictConfig) -> None:
+    """Fill trainer.precision=auto and trainer.channels_last=null for the device the run will use:
+    bf16-mixed and channels_last on a CUDA GPU (bf16-capable), 32-true and the default layout elsewhere."""
+    t = cfg.trainer
+    cuda = torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda")
+    if t.precision == "auto":
+        t.precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+    if t.channels_last is None:
+        t.channels_last = cuda
 
 
 def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
@@ -48,6 +59,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) 
         **kwargs,
         logger=build_logger(cfg, run_dir),
         callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
     )
@@ -78,6 +90,7 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Train one run in ``run_dir`` and return its completed summary."""
     validate(cfg)
+    device_defaults(cfg)
     previous = read_summary(run_dir)
     if cfg.resume and previous and previous.get("status") == "completed":
         print(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
@@ -110,6 +123,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     if resume_from is None:
         trainer.validate(model, datamodule=data, verbose=False)  # the held-out metrics before training
     trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    trainer.save_checkpoint(run_dir / CHECKPOINT)  # the final weights, which ssrl-eval reads
     if not model.history or model.history[-1]["step"] != model.batches_trained:
         trainer.validate(model, datamodule=data, verbose=False)
     final = evaluate_offline(model, data, device, cfg)
