@@ -39,16 +39,30 @@ from ssrl.train import CONFIG_DIR
 
 DATA = {
     "digits": ["data=digits"],
-    "cifar": ["data=synthetic", "data.image_size=32", "data.num_samples=5120", "data.num_classes=10",
-              "data.views.crop_scale=[0.08,1.0]", "data.views.saturation=0.4", "data.views.hue=0.1",
-              "data.views.grayscale_p=0.2", "data.views.flip_p=0.5"],
+    "cifar": [
+        "data=synthetic",
+        "data.image_size=32",
+        "data.num_samples=5120",
+        "data.num_classes=10",
+        "data.views.crop_scale=[0.08,1.0]",
+        "data.views.saturation=0.4",
+        "data.views.hue=0.1",
+        "data.views.grayscale_p=0.2",
+        "data.views.flip_p=0.5",
+    ],
 }
 
 
 def compose_config(paradigm: str, args: argparse.Namespace):
-    overrides = [f"paradigm={paradigm}", *DATA[args.data], f"data.batch_size={args.batch}",
-                 f"trainer.accelerator={args.accelerator}", "trainer.limit_val_batches=0",
-                 "trainer.max_epochs=1000", "trainer.enable_progress_bar=false"]
+    overrides = [
+        f"paradigm={paradigm}",
+        *DATA[args.data],
+        f"data.batch_size={args.batch}",
+        f"trainer.accelerator={args.accelerator}",
+        "trainer.limit_val_batches=0",
+        "trainer.max_epochs=1000",
+        "trainer.enable_progress_bar=false",
+    ]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -113,7 +127,7 @@ def bare_images_per_second(cfg, args: argparse.Namespace, device: torch.device) 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.trainer.precision == "bf16-mixed")
     g = torch.Generator(device=device).manual_seed(0)
     marks = []
-    for step in range(args.warmup + args.steps + 1):
+    for _ in range(args.warmup + args.steps + 1):
         if device.type == "cuda":
             torch.cuda.synchronize()
         marks.append(time.perf_counter())
@@ -194,16 +208,20 @@ def main() -> None:
             bare.append(bare_images_per_second(cfg, args, device))
         m_ours, m_bare = statistics.median(ours), statistics.median(bare)
         step_seconds[paradigm] = args.batch / m_ours
-        print(f"{paradigm}: ssrl {m_ours:.1f} img/s, bare loop {m_bare:.1f} img/s, ratio {m_ours / m_bare:.3f} "
-              f"(median of {args.repeats}; ssrl {[round(x, 1) for x in ours]}, bare {[round(x, 1) for x in bare]}; "
-              f"precision {cfg.trainer.precision}, channels_last {cfg.trainer.channels_last})")
+        print(
+            f"{paradigm}: ssrl {m_ours:.1f} img/s, bare loop {m_bare:.1f} img/s, ratio {m_ours / m_bare:.3f} "
+            f"(median of {args.repeats}; ssrl {[round(x, 1) for x in ours]}, bare {[round(x, 1) for x in bare]}; "
+            f"precision {cfg.trainer.precision}, channels_last {cfg.trainer.channels_last})"
+        )
     print(f"sdmi / jmi time per batch: {step_seconds['sdmi'] / step_seconds['jmi']:.2f}")
 
     aug = augmentation(cfg, args, device)
     batched = aug["batched"]
     for kind, value in aug.items():
-        print(f"augmentation {kind}: {value:.0f} img/s (two views each)" +
-              ("" if kind == "batched" else f"; batched is {batched / value:.1f}x"))
+        print(
+            f"augmentation {kind}: {value:.0f} img/s (two views each)"
+            + ("" if kind == "batched" else f"; batched is {batched / value:.1f}x")
+        )
     share = (args.batch / batched) / step_seconds["jmi"]
     print(f"views' share of a JMI training step: {100 * share:.1f}%")
     if device.type == "cuda":

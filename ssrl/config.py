@@ -221,6 +221,8 @@ class TrainConfig:
     seed: int = 0
     resume: bool = True
     checkpoint_every_n_steps: int = 50
+    #: A non-finite training loss: "stop" the run with a clear error, or "skip" that update (counted).
+    on_nonfinite_loss: str = "stop"
     #: What an experiment expects of this run ("learns" or "collapses"); ssrl-report shows it beside the outcome.
     expected: str | None = None
 

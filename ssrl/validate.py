@@ -23,6 +23,7 @@ CHOICES = {
     "backbone.name": tuple(BACKBONES),
     "data.name": tuple(LOADERS),
     "logger.name": ("tensorboard", "csv"),
+    "on_nonfinite_loss": ("stop", "skip"),
 }
 
 

@@ -22,7 +22,8 @@ def _fit_recording(cfg, paradigm=SDMI):
     for name in ("online", "target"):
         if getattr(model, name, None) is not None:
             getattr(model, name).register_forward_hook(
-                lambda *_, name=name: forwards.append((name, torch.is_grad_enabled())))
+                lambda *_, name=name: forwards.append((name, torch.is_grad_enabled()))
+            )
     blocks = {"online": model.online, "predictor": model.predictor, "target": model.target}
     blocks = {k: v for k, v in blocks.items() if v is not None}
     backward = model.manual_backward

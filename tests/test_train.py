@@ -79,3 +79,42 @@ def test_same_seed_same_summary(config, tmp_path, paradigm):
     second = train(cfg, tmp_path / "second", [])
     for key in ("probe_acc", "knn_acc", "mi", "effective_rank", "embedding_std", "history", "steps"):
         assert first[key] == second[key], key
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+@pytest.mark.parametrize("paradigm", ["jmi", "sdmi"])
+def test_non_finite_loss_stops_or_skips(config, paradigm, policy):
+    import pytorch_lightning as pl
+    import torch
+
+    from ssrl.data.module import SSLDataModule
+    from ssrl.run.job import PARADIGMS
+
+    cfg = config(f"paradigm={paradigm}", f"on_nonfinite_loss={policy}")
+    data = SSLDataModule(cfg.data, cfg.seed)
+    model = PARADIGMS[paradigm](cfg, data.num_classes)
+    objective = model.objective.forward
+
+    def poisoned(a, b):  # every loss is NaN
+        step = objective(a, b)
+        return type(step)(step.loss * float("nan"), step.terms, step.scores)
+
+    model.objective.forward = poisoned
+    before = [p.detach().clone() for p in model.online.parameters()]
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    if policy == "stop":
+        with pytest.raises(FloatingPointError, match="the training loss is nan at epoch 0, batch 0: lower optim.lr"):
+            trainer.fit(model, data)
+    else:
+        trainer.fit(model, data)
+        assert model.skipped_steps == 2
+        assert all(torch.equal(p, q) for p, q in zip(before, model.online.parameters(), strict=True))

@@ -18,8 +18,12 @@ def test_crop_scales_and_ratios_match_torchvision():
     ours = sample_crops(n, scale, ratio, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     image = torch.zeros(1, size, size)
-    theirs = torch.tensor([RandomResizedCrop.get_params(image, list(scale), list(ratio))[2:] for _ in range(n)],
-                          dtype=torch.float) / size  # (h, w) as fractions
+    theirs = (
+        torch.tensor(
+            [RandomResizedCrop.get_params(image, list(scale), list(ratio))[2:] for _ in range(n)], dtype=torch.float
+        )
+        / size
+    )  # (h, w) as fractions
     ours_area, theirs_area = ours[:, 2] * ours[:, 3], theirs[:, 0] * theirs[:, 1]
     ours_ratio, theirs_ratio = ours[:, 2] / ours[:, 3], theirs[:, 1] / theirs[:, 0]
     assert ks_2samp(ours_area.numpy(), theirs_area.numpy()).statistic < 0.02
@@ -42,8 +46,14 @@ def test_crop_and_flip_resample_the_box():
 
 
 def test_flip_rate_and_per_sample_parameters(config):
-    cfg = config("data=cifar10", "data.root=/unused", "data.views.crop_scale=[1.0,1.0]",
-                 "data.views.crop_ratio=[1.0,1.0]", "data.views.jitter_p=0", "data.views.grayscale_p=0")
+    cfg = config(
+        "data=cifar10",
+        "data.root=/unused",
+        "data.views.crop_scale=[1.0,1.0]",
+        "data.views.crop_ratio=[1.0,1.0]",
+        "data.views.jitter_p=0",
+        "data.views.grayscale_p=0",
+    )
     views = BatchedViews(cfg.data.views, 32, 3)
     half = torch.zeros(4000, 3, 32, 32, dtype=torch.uint8)
     half[:, :, :, :16] = 255  # left half white: a flipped view is brighter on the right

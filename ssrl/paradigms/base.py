@@ -61,6 +61,7 @@ class MIParadigm(pl.LightningModule):
         self.val_probe_acc = MulticlassAccuracy(num_classes, average="micro")
         self.history: list[dict[str, Any]] = []
         self.batches_trained = 0
+        self.skipped_steps = 0
         self._val: dict[str, list] = {}
 
     # ----------------------------------------------------------------------------- branches and views
@@ -110,6 +111,20 @@ class MIParadigm(pl.LightningModule):
         self.log("train/marginal", step.terms.marginal)
         for name, value in all_estimates(step.scores).items():
             self.log(f"train/mi/{name}", value)
+
+    def finite(self, loss: Tensor) -> bool:
+        """Whether to apply this update. A non-finite loss stops the run with a clear message, or,
+        with on_nonfinite_loss=skip, its update is skipped and counted (train/skipped_steps)."""
+        if torch.isfinite(loss):
+            return True
+        if self.cfg.on_nonfinite_loss == "skip":
+            self.skipped_steps += 1
+            self.log("train/skipped_steps", float(self.skipped_steps))
+            return False
+        raise FloatingPointError(
+            f"the training loss is {loss.item()} at epoch {self.current_epoch}, batch {self.batches_trained}: "
+            "lower optim.lr, raise estimator.tau, or set on_nonfinite_loss=skip"
+        )
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.batches_trained += 1
@@ -164,6 +179,17 @@ class MIParadigm(pl.LightningModule):
         """Collapse diagnostics of both branches' embeddings, held-out MI, alignment and uniformity."""
         v, ev = self._val, self.cfg.eval
         a, b, features = torch.cat(v["a"]), torch.cat(v["b"]), torch.cat(v["features"])
+        if not all(torch.isfinite(t).all() for t in (a, b, features)):
+            nan = float("nan")
+            return {
+                "online_probe_acc": nan,
+                "effective_rank": nan,
+                "embedding_std": nan,
+                "effective_rank_backbone": nan,
+                "uniformity": nan,
+                "collapsed": True,
+                "non_finite": True,
+            }
         rank = min(collapse.effective_rank(a), collapse.effective_rank(b))
         std = min(collapse.embedding_std(a), collapse.embedding_std(b))
         metrics: dict[str, Any] = {
@@ -202,6 +228,7 @@ class MIParadigm(pl.LightningModule):
         checkpoint["ssrl"] = {
             "history": self.history,
             "batches_trained": self.batches_trained,
+            "skipped_steps": self.skipped_steps,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
 
@@ -209,3 +236,4 @@ class MIParadigm(pl.LightningModule):
         state = checkpoint.get("ssrl", {})
         self.history = state.get("history", [])
         self.batches_trained = state.get("batches_trained", 0)
+        self.skipped_steps = state.get("skipped_steps", 0)

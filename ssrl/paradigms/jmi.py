@@ -30,9 +30,11 @@ class JMI(MIParadigm):
     def loss_on(self, xa: Tensor, xb: Tensor) -> Tensor:
         return self._step(xa, xb)[0].loss
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         xa, xb, labels = self.training_views(batch, batch_idx)
         step, features = self._step(xa, xb)
+        if not self.finite(step.loss):
+            return None  # Lightning skips the update
         self.log_step(step)
         return step.loss + self.probe_loss(features, labels)
 

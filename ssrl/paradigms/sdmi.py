@@ -104,6 +104,8 @@ class SDMI(MIParadigm):
         targets = None
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
             loss, step, online, targets = self._e_step(views, targets)
+            if not self.finite(loss):
+                return
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
@@ -125,6 +127,8 @@ class SDMI(MIParadigm):
             if k > 0:
                 targets = self._targets(views, set(targets), online={})
             loss, _ = self._phase_loss(fixed, targets)
+            if not self.finite(loss):
+                return
             optimizers[1].zero_grad()
             self.manual_backward(loss)
             optimizers[1].step()
