@@ -187,6 +187,7 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 5
     deterministic: bool = False
+    sync_batchnorm: bool = False
     enable_progress_bar: bool = True
     channels_last: bool | None = None
     compile: bool = False
@@ -202,7 +203,7 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     online_probe_lr: float = 0.1
-    collapse_std_fraction: float = 0.2
+    collapse_std_fraction: float = 0.5
     collapse_min_rank: float = 2.0
 
 
@@ -220,6 +221,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     resume: bool = True
+    #: Batches between checkpoints (also written at the end, and on SIGTERM / SIGUSR1).
     checkpoint_every_n_steps: int = 50
     #: A non-finite training loss: "stop" the run with a clear error, or "skip" that update (counted).
     on_nonfinite_loss: str = "stop"

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
 from ssrl.errors import ConfigError
@@ -28,6 +30,23 @@ register_schemas()
 register_resolvers()
 
 
+@contextmanager
+def this_job_command_line(hc: Any, run_dir: Path) -> Iterator[None]:
+    """Lightning's DDP launcher starts ranks > 0 by re-running the command line with
+    hydra.run.dir=<HydraConfig's run.dir>. Pointing both at this job makes such a rank run this job in
+    this folder: not the whole sweep of a multirun, and no second run folder."""
+    argv, run = sys.argv, hc.run.dir
+    sys.argv = [argv[0], *hc.overrides.task]
+    with read_write(hc):
+        hc.run.dir = str(run_dir)
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        with read_write(hc):
+            hc.run.dir = run
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """Hydra's task function. A failing job leaves a summary with status "failed" and its error; in a
     multirun the other jobs go on, in a single run the exit status is non-zero."""
@@ -35,7 +54,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     try:
-        return train(cfg, run_dir, overrides)
+        with this_job_command_line(hc, run_dir):
+            return train(cfg, run_dir, overrides)
     except Exception as exc:
         error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         previous = read_summary(run_dir) or {}

@@ -34,3 +34,16 @@ def config():
 @pytest.fixture
 def repo_root() -> Path:
     return Path(CONFIG_DIR).parent
+
+
+def ssrl_train(*args: str, cwd: Path, timeout: int = 900, check: bool = True):
+    """`python -m ssrl.train ARGS` in ``cwd``, as a user would type it."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ssrl.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-4000:]
+    return result

@@ -21,6 +21,11 @@ CASES = [
         "data.root=/nonexistent: expected class folders under /nonexistent/train",
     ),
     (["estimator.tau=0"], "estimator.tau=0.0: must be > 0"),
+    (["data.batch_size=1"], "data.batch_size=1: must be >= 2 (the marginal term needs negative pairs)"),
+    (["data=cifar10", "data.root=/nowhere"], "data.root=/nowhere: /nowhere/cifar-10-batches-py does not exist"),
+    (["paradigm=sdmi", "marginal=barlow"], "marginal=barlow is a JMI surrogate; with paradigm=sdmi use marginal=exact"),
+    (["predictor=mlp"], "predictor=mlp sits on SDMI's online branch; with paradigm=jmi use predictor=none"),
+    (["data.views.flip_p=1.5"], "data.views.flip_p=1.5: a probability must be in [0, 1]"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
     (
@@ -41,3 +46,13 @@ def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, messag
     assert len(lines) == 1 and lines[0].startswith("ssrl-train: error: "), lines
     assert message in lines[0]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_empty_image_folder_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", "data=imagefolder", f"data.root={tmp_path / 'images'}"])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code == 2
+    assert f"expected class folders under {tmp_path / 'images' / 'train'}" in capsys.readouterr().err

@@ -18,8 +18,9 @@ class InMemoryBatches:
     """Batches of an in-memory ImageSet, held on one device and indexed there.
 
     The order of epoch e is a permutation drawn from (seed, e), so it does not depend on what ran
-    before; with several processes each takes its own slice of every global batch. The loader is
-    resumable mid-epoch (``state_dict`` / ``load_state_dict``, which Lightning calls).
+    before; with several processes each takes its own slice of every global batch. ``max_batches``
+    cuts an epoch short (the Trainer's limit_train_batches). Training loaders are resumable mid-epoch
+    (``state_dict`` / ``load_state_dict``, which Lightning calls); evaluation loaders restart each pass.
     """
 
     def __init__(
@@ -37,12 +38,13 @@ class InMemoryBatches:
         self.labels = data.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
         self.rank, self.world_size = rank, world_size
+        self.max_batches: int | None = None
         self.epoch, self.served = 0, 0
 
     def __len__(self) -> int:
-        per_step = self.batch_size * self.world_size
-        n = len(self.labels)
-        return n // per_step if self.drop_last else -(-n // per_step)
+        per_step, n = self.batch_size * self.world_size, len(self.labels)
+        full = n // per_step if self.drop_last else -(-n // per_step)
+        return full if self.max_batches is None else min(full, self.max_batches)
 
     def _order(self) -> Tensor:
         if not self.shuffle:
@@ -51,14 +53,19 @@ class InMemoryBatches:
         return torch.randperm(len(self.labels), generator=g).to(self.images.device)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        if self.served >= len(self):  # the last epoch was used up: start the next one
+        if not self.shuffle:
+            self.served = 0
+        elif self.served >= len(self):  # the last epoch was used up: start the next one
             self.epoch, self.served = self.epoch + 1, 0
         order, per_step = self._order(), self.batch_size * self.world_size
         while self.served < len(self):
             start = self.served * per_step + self.rank * self.batch_size
             index = order[start : start + self.batch_size]
-            self.served += 1
             yield self.images[index], self.labels[index]
+            # counted once the next batch is asked for: Lightning fetches one batch ahead, so when it
+            # checkpoints after batch k, `served` is k + 1, the batches trained, and a resumed run
+            # starts at batch k + 1
+            self.served += 1
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "served": self.served}
@@ -118,8 +125,9 @@ class SSLDataModule(pl.LightningDataModule):
         """Shuffled training batches, or fixed-order held-out batches; both of data.batch_size, the N
         at which the MI is estimated."""
         if isinstance(part, ImageSet) and (not train or self.cfg.pipeline == "batched"):
-            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer and train else (0, 1)
-            return InMemoryBatches(
+            trainer = self.trainer if train else None
+            rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+            batches = InMemoryBatches(
                 part,
                 self.cfg.batch_size,
                 shuffle=train,
@@ -129,6 +137,10 @@ class SSLDataModule(pl.LightningDataModule):
                 rank=rank,
                 world_size=world,
             )
+            if trainer is not None:  # Lightning's own rule for limit_train_batches, applied by the loader
+                limit = trainer.limit_train_batches
+                batches.max_batches = min(len(batches), limit) if isinstance(limit, int) else int(len(batches) * limit)
+            return batches
         return self._torch_loader(_Indexed(part) if isinstance(part, ImageSet) else part, train)
 
     def _torch_loader(self, dataset: Dataset, train: bool) -> DataLoader:

@@ -13,6 +13,7 @@ from functools import partial
 
 from torch import Tensor, nn
 
+from ssrl.distributed import gather_with_grad
 from ssrl.mi import surrogates
 from ssrl.mi.critics import Critic
 from ssrl.mi.estimators import ESTIMATORS, Terms, infonce
@@ -53,6 +54,8 @@ class MIObjective(nn.Module):
         self.bound = partial(infonce, symmetric=symmetric) if estimator == "infonce" else ESTIMATORS[estimator]
 
     def forward(self, a: Tensor, b: Tensor) -> Step:
+        """Under data parallelism every process scores the whole global batch (ssrl.distributed)."""
+        a, b = gather_with_grad(a), gather_with_grad(b)
         scores = self.critic(a, b)
         if self.surrogate is not None:
             terms = self.surrogate(a, b)

@@ -101,7 +101,7 @@ class MIParadigm(pl.LightningModule):
     def probe_loss(self, features: Tensor, labels: Tensor) -> Tensor:
         """The online linear probe, trained on detached features: it never shapes the encoder."""
         loss = F.cross_entropy(self.probe(features.detach()), labels)
-        self.log("train/probe_loss", loss)
+        self.log("train/probe_loss", loss, sync_dist=True)  # each process's probe sees its own batch
         return loss
 
     def log_step(self, step: Step) -> None:

@@ -25,13 +25,16 @@ JMI does 2 forward passes and 1 backward pass through both branches.
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ssrl.distributed import average_gradients
 from ssrl.mi.objective import Step
 from ssrl.paradigms.base import MIParadigm
 
@@ -109,9 +112,7 @@ class SDMI(MIParadigm):
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
-            optimizers[0].zero_grad()
-            self.manual_backward(loss)
-            optimizers[0].step()
+            self._update(optimizers[0], loss)
         schedulers[0].step()
 
         if not self.m_step_by_gradient:
@@ -129,11 +130,20 @@ class SDMI(MIParadigm):
             loss, _ = self._phase_loss(fixed, targets)
             if not self.finite(loss):
                 return
-            optimizers[1].zero_grad()
-            self.manual_backward(loss)
-            optimizers[1].step()
+            self._update(optimizers[1], loss)
         schedulers[1].step()
         self.log("train/m_step_loss", loss)
+
+    def _update(self, optimizer: Any, loss: Tensor) -> None:
+        """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's
+        parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI
+        runs several, each reaching one block."""
+        optimizer.zero_grad()
+        model = self.trainer.strategy.model
+        with model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext():
+            self.manual_backward(loss)
+        average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])
+        optimizer.step()
 
     def configure_optimizers(self) -> list[dict]:
         e_groups = self.parameter_groups([self.online, self.objective], with_probe=True)

@@ -4,6 +4,8 @@ embedding projector at the end."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,34 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(checkpoint, tmp)
         os.replace(tmp, path)
+
+
+class StopOnSignal(pl.Callback):
+    """SIGTERM or SIGUSR1 (a cluster's preemption notice): finish the current batch, write the
+    checkpoint, stop training. ``signal`` then holds the signal's number; rerunning the same command
+    resumes from that checkpoint."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint, self.signal, self._previous = checkpoint, None, {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if threading.current_thread() is threading.main_thread():  # after Lightning's own handlers
+            self._previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.signal is not None and not trainer.should_stop:
+            trainer.save_checkpoint(self.checkpoint)
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
 
 class RunningSummary(pl.Callback):

@@ -3,6 +3,8 @@ write summary.json. A finished run is not redone; a killed one continues from it
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, export_projector
+from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, StopOnSignal, export_projector
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.validate import validate
 
@@ -46,13 +48,21 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
     return TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
 
 
+def optimizer_steps_per_batch(cfg: DictConfig) -> int:
+    """Lightning counts optimizer steps: SDMI takes e_steps (+ m_steps with a gradient target) per batch."""
+    p = cfg.paradigm
+    if p.name == "jmi":
+        return 1
+    return p.e_steps + (p.m_steps if p.target_update == "gradient" and not p.shared_weights else 0)
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in SPEED_FIELDS}
     checkpoint = ModelCheckpoint(
         dirpath=str(run_dir / CHECKPOINT.parent),
         save_last=True,
         save_top_k=0,
-        every_n_train_steps=cfg.checkpoint_every_n_steps,
+        every_n_train_steps=cfg.checkpoint_every_n_steps * optimizer_steps_per_batch(cfg),
         save_on_train_epoch_end=True,
     )
     return pl.Trainer(
@@ -87,8 +97,61 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+PROTOCOL = {
+    "probe": "logistic regression (scikit-learn, L-BFGS, C=1) on standardised frozen backbone features; "
+    "trained on the labeled split, scored on the held-out split",
+    "knn": "the k nearest labeled features by cosine similarity s vote with weight exp(s / temperature)",
+}
+FINAL_FIELDS = (
+    "effective_rank",
+    "embedding_std",
+    "effective_rank_backbone",
+    "alignment",
+    "uniformity",
+    "mi",
+    "collapsed",
+)
+
+
+def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dict) -> dict[str, Any]:
+    """The fields of a completed run (see ssrl.run.summary) from the model's held-out history and
+    the offline evaluations of the untrained and trained encoder."""
+    last = model.history[-1]
+    return {
+        "status": "completed",
+        "probe_acc": final["probe_acc"],
+        "probe_acc_init": init["probe_acc"],
+        "knn_acc": final["knn_acc"],
+        "knn_acc_init": init["knn_acc"],
+        **{k: last[k] for k in FINAL_FIELDS if k in last},
+        "mi_init": model.history[0].get("mi"),
+        "epochs": last["epoch"],
+        "steps": model.batches_trained,
+        "skipped_steps": model.skipped_steps,
+        "history": model.history,
+        "protocol": {
+            **PROTOCOL,
+            "knn_k": cfg.eval.knn_k,
+            "knn_temperature": cfg.eval.knn_temperature,
+            "mi": f"mean over held-out batches of N={cfg.data.batch_size} pairs of fixed random views",
+        },
+    }
+
+
+def log_final(trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSLDataModule, summary: dict) -> None:
+    """The HParams view (config + final metrics) and the embedding projector, in TensorBoard."""
+    if not isinstance(trainer.logger, TensorBoardLogger):
+        return
+    metrics = {f"hparam/{k}": float(summary[k]) for k in ("probe_acc", "knn_acc", "effective_rank", "embedding_std")}
+    metrics.update({f"hparam/mi/{k}": v for k, v in (summary.get("mi") or {}).items()})
+    trainer.logger.log_hyperparams(hparams(cfg), metrics)
+    export_projector(trainer.logger, model, data.eval_loaders()[1], model.batches_trained)
+    trainer.logger.finalize("success")
+
+
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Train one run in ``run_dir`` and return its completed summary."""
+    """Train one run in ``run_dir`` and return its completed summary. Only rank 0 evaluates offline
+    and writes files; every process trains."""
     validate(cfg)
     device_defaults(cfg)
     previous = read_summary(run_dir)
@@ -97,82 +160,47 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         return previous
     checkpoint = run_dir / CHECKPOINT
     resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
-    if not cfg.resume and checkpoint.exists():
-        checkpoint.unlink()
     started = time.time() - ((previous or {}).get("wall_s", 0.0) if resume_from else 0.0)
 
     pl.seed_everything(cfg.seed, workers=True)
     data = SSLDataModule(cfg.data, cfg.seed)
     model = PARADIGMS[cfg.paradigm.name](cfg, data.num_classes)
-    base = {
-        "overrides": overrides,
-        "run_dir": str(run_dir),
-        "paradigm": cfg.paradigm.name,
-        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-    }
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    base = {"overrides": overrides, "run_dir": str(run_dir), "paradigm": cfg.paradigm.name, "config": config}
 
     def progress() -> dict[str, Any]:
         return {**base, "wall_s": time.time() - started}
 
-    trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress)])
-    device = trainer.strategy.root_device
+    stop = StopOnSignal(checkpoint)
+    trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop])
+    device, lead = trainer.strategy.root_device, trainer.is_global_zero
     init = read_json(run_dir / INIT_METRICS) if resume_from else None
-    if init is None:
+    if init is None and lead:
         init = evaluate_offline(model, data, device, cfg)
         write_json_atomic(run_dir / INIT_METRICS, init)
     if resume_from is None:
         trainer.validate(model, datamodule=data, verbose=False)  # the held-out metrics before training
     trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
-    trainer.save_checkpoint(run_dir / CHECKPOINT)  # the final weights, which ssrl-eval reads
+    if stop.signal is not None:
+        name = signal.Signals(stop.signal).name
+        if lead:
+            write_summary(
+                run_dir,
+                {
+                    **progress(),
+                    "status": "running",
+                    "history": model.history,
+                    "stopped": f"{name} after batch {model.batches_trained}; rerun to resume",
+                },
+            )
+        print(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
+        sys.exit(128 + stop.signal)
+    trainer.save_checkpoint(checkpoint)  # the final weights, which ssrl-eval reads
     if not model.history or model.history[-1]["step"] != model.batches_trained:
         trainer.validate(model, datamodule=data, verbose=False)
-    final = evaluate_offline(model, data, device, cfg)
-
-    last = model.history[-1]
-    summary = {
-        **progress(),
-        "status": "completed",
-        "probe_acc": final["probe_acc"],
-        "probe_acc_init": init["probe_acc"],
-        "knn_acc": final["knn_acc"],
-        "knn_acc_init": init["knn_acc"],
-        **{
-            k: last[k]
-            for k in (
-                "effective_rank",
-                "embedding_std",
-                "effective_rank_backbone",
-                "alignment",
-                "uniformity",
-                "mi",
-                "collapsed",
-            )
-            if k in last
-        },
-        "mi_init": model.history[0].get("mi"),
-        "epochs": last["epoch"],
-        "steps": model.batches_trained,
-        "history": model.history,
-        "protocol": {
-            "probe": "logistic regression (scikit-learn, L-BFGS, C=1) on standardised frozen backbone features; "
-            "trained on the labeled split, scored on the held-out split",
-            "knn": {
-                "k": cfg.eval.knn_k,
-                "temperature": cfg.eval.knn_temperature,
-                "similarity": "cosine",
-                "weights": "exp(similarity / temperature)",
-            },
-            "mi": f"mean over held-out batches of N={cfg.data.batch_size} pairs of fixed random views",
-        },
-    }
-    if trainer.is_global_zero:
-        if isinstance(trainer.logger, TensorBoardLogger):
-            metrics = {
-                f"hparam/{k}": float(summary[k]) for k in ("probe_acc", "knn_acc", "effective_rank", "embedding_std")
-            }
-            metrics.update({f"hparam/mi/{k}": v for k, v in (summary.get("mi") or {}).items()})
-            trainer.logger.log_hyperparams(hparams(cfg), metrics)
-            export_projector(trainer.logger, model.to(device), data.eval_loaders()[1], model.batches_trained)
-            trainer.logger.finalize("success")
-        write_summary(run_dir, summary)
+    if not lead:
+        return {}
+    summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
+    log_final(trainer, cfg, model.to(device), data, summary)
+    write_summary(run_dir, summary)
     return summary

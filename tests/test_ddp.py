@@ -1,0 +1,88 @@
+"""Data parallelism on the CPU with 2 gloo processes: the loss and the encoder gradients of a DDP step,
+with the negatives of both processes gathered, equal those of one process on the concatenated batch.
+
+Both routes are checked: DDP's own gradient synchronisation (JMI) and the explicit averaging that SDMI
+uses for its two optimizers (ssrl.distributed.average_gradients)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from ssrl.distributed import average_gradients
+from ssrl.mi.critics import Critic
+from ssrl.mi.objective import MIObjective
+
+CASES = [
+    ("cos_dv", "exact", {}),
+    ("infonce", "exact", {}),
+    ("infonce", "exact", {"same_view_negatives": True}),
+    ("jsd", "exact", {}),
+    ("nwj", "exact", {}),
+    ("cos_dv", "none", {}),
+    ("cos_dv", "barlow", {}),
+    ("cos_dv", "vicreg", {}),
+]
+N, WORLD = 16, 2
+
+
+class TwoViews(nn.Module):
+    """One forward pass for both views, as Lightning runs a training step inside DDP's forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.encoder = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 8))
+
+    def forward(self, xa, xb):
+        return self.encoder(xa), self.encoder(xb)
+
+
+def objective(estimator: str, marginal: str, extra: dict) -> MIObjective:
+    weight = {"exact": 1.0, "none": 0.0, "barlow": 0.005, "vicreg": 1.0}[marginal]
+    return MIObjective(Critic("cosine", 8, 0.1), estimator, marginal, weight, **extra)
+
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(N, 12, generator=g)
+    return x, x + 0.3 * torch.randn(N, 12, generator=g)
+
+
+def step(model, xa, xb, case):
+    a, b = model(xa, xb)
+    loss = objective(*case)(a, b).loss
+    loss.backward()
+    return loss.detach(), [p.grad.detach().clone() for p in model.parameters()]
+
+
+def worker(rank: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    xa, xb = batch()
+    mine = slice(rank * N // WORLD, (rank + 1) * N // WORLD)
+    results = {}
+    for case in CASES:
+        ddp = nn.parallel.DistributedDataParallel(TwoViews())
+        results[("ddp", *case[:2], str(case[2]))] = step(ddp, xa[mine], xb[mine], case)
+        plain = TwoViews()  # SDMI's route: gradients averaged explicitly
+        loss, _ = step(plain, xa[mine], xb[mine], case)
+        average_gradients(plain.parameters())
+        results[("manual", *case[:2], str(case[2]))] = (loss, [p.grad.clone() for p in plain.parameters()])
+    torch.save(results, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_step_equals_single_process_step(tmp_path):
+    mp.spawn(worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    xa, xb = batch()
+    for case in CASES:
+        loss, grads = step(TwoViews(), xa, xb, case)
+        for route in ("ddp", "manual"):
+            for rank in ranks:
+                ddp_loss, ddp_grads = rank[(route, *case[:2], str(case[2]))]
+                torch.testing.assert_close(ddp_loss, loss, rtol=1e-5, atol=1e-6, msg=f"{route} {case} loss")
+                for ours, single in zip(ddp_grads, grads, strict=True):
+                    torch.testing.assert_close(ours, single, rtol=1e-4, atol=1e-6, msg=f"{route} {case} gradient")
