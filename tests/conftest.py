@@ -47,3 +47,19 @@ def ssrl_train(*args: str, cwd: Path, timeout: int = 900, check: bool = True):
     if check:
         assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+def two_batch_trainer():
+    """A Lightning Trainer for 2 training batches on the CPU, without validation, logs or checkpoints."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )

@@ -8,11 +8,11 @@ cleared, so what is recorded after it is exactly what that pass reached.
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from ssrl.data.module import SSLDataModule
 from ssrl.paradigms.sdmi import SDMI
+from tests.conftest import two_batch_trainer
 
 
 def _fit_recording(cfg, paradigm=SDMI):
@@ -37,16 +37,7 @@ def _fit_recording(cfg, paradigm=SDMI):
         )
 
     model.manual_backward = recording_backward
-    pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(model, data)
+    two_batch_trainer().fit(model, data)
     model.forwards_per_batch = {"grad": sum(g for _, g in forwards) / 2, "no_grad": sum(not g for _, g in forwards) / 2}
     return model, passes
 

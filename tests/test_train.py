@@ -8,6 +8,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ssrl.run.job import train
+from tests.conftest import two_batch_trainer
 
 REQUIRED = {
     "status",
@@ -84,7 +85,6 @@ def test_same_seed_same_summary(config, tmp_path, paradigm):
 @pytest.mark.parametrize("policy", ["stop", "skip"])
 @pytest.mark.parametrize("paradigm", ["jmi", "sdmi"])
 def test_non_finite_loss_stops_or_skips(config, paradigm, policy):
-    import pytorch_lightning as pl
     import torch
 
     from ssrl.data.module import SSLDataModule
@@ -101,16 +101,7 @@ def test_non_finite_loss_stops_or_skips(config, paradigm, policy):
 
     model.objective.forward = poisoned
     before = [p.detach().clone() for p in model.online.parameters()]
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = two_batch_trainer()
     if policy == "stop":
         with pytest.raises(FloatingPointError, match="the training loss is nan at epoch 0, batch 0: lower optim.lr"):
             trainer.fit(model, data)

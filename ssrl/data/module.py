@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
@@ -17,10 +17,14 @@ from ssrl.data.views import per_sample_transform
 class InMemoryBatches:
     """Batches of an in-memory ImageSet, held on one device and indexed there.
 
-    The order of epoch e is a permutation drawn from (seed, e), so it does not depend on what ran
-    before; with several processes each takes its own slice of every global batch. ``max_batches``
-    cuts an epoch short (the Trainer's limit_train_batches). Training loaders are resumable mid-epoch
-    (``state_dict`` / ``load_state_dict``, which Lightning calls); evaluation loaders restart each pass.
+    Every pass over the loader is a new epoch, whose order is a permutation drawn from (seed, epoch),
+    so it does not depend on what ran before; with several processes each takes its own slice of every
+    global batch. ``max_batches`` cuts an epoch short (the Trainer's limit_train_batches).
+
+    Resumable mid-epoch: Lightning saves ``state_dict`` with its checkpoints and restores it with
+    ``load_state_dict``, and the next pass continues that epoch. As Lightning fetches one batch ahead,
+    the position saved is the number of batches it has processed (``processed``), not the number
+    handed out.
     """
 
     def __init__(
@@ -39,7 +43,8 @@ class InMemoryBatches:
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
         self.rank, self.world_size = rank, world_size
         self.max_batches: int | None = None
-        self.epoch, self.served = 0, 0
+        self.processed: Callable[[], int] | None = None  # the trainer's count of batches done this epoch
+        self.epoch, self.served, self._begun, self._resume = 0, 0, False, False
 
     def __len__(self) -> int:
         per_step, n = self.batch_size * self.world_size, len(self.labels)
@@ -53,25 +58,21 @@ class InMemoryBatches:
         return torch.randperm(len(self.labels), generator=g).to(self.images.device)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        if not self.shuffle:
-            self.served = 0
-        elif self.served >= len(self):  # the last epoch was used up: start the next one
-            self.epoch, self.served = self.epoch + 1, 0
+        if not self._resume or self.served >= len(self):
+            self.epoch, self.served = (self.epoch + 1 if self._begun else 0), 0
+        self._begun, self._resume = True, False
         order, per_step = self._order(), self.batch_size * self.world_size
         while self.served < len(self):
             start = self.served * per_step + self.rank * self.batch_size
             index = order[start : start + self.batch_size]
-            yield self.images[index], self.labels[index]
-            # counted once the next batch is asked for: Lightning fetches one batch ahead, so when it
-            # checkpoints after batch k, `served` is k + 1, the batches trained, and a resumed run
-            # starts at batch k + 1
             self.served += 1
+            yield self.images[index], self.labels[index]
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "served": self.served}
+        return {"epoch": self.epoch, "served": self.processed() if self.processed else self.served}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.served = state["epoch"], state["served"]
+        self.epoch, self.served, self._begun, self._resume = state["epoch"], state["served"], True, True
 
 
 class ViewPairs(Dataset):
@@ -137,7 +138,9 @@ class SSLDataModule(pl.LightningDataModule):
                 rank=rank,
                 world_size=world,
             )
-            if trainer is not None:  # Lightning's own rule for limit_train_batches, applied by the loader
+            if trainer is not None:
+                batches.processed = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed
+                # Lightning's own rule for limit_train_batches, applied by the loader
                 limit = trainer.limit_train_batches
                 batches.max_batches = min(len(batches), limit) if isinstance(limit, int) else int(len(batches) * limit)
             return batches

@@ -65,10 +65,15 @@ class MIParadigm(pl.LightningModule):
         self._val: dict[str, list] = {}
 
     # ----------------------------------------------------------------------------- branches and views
+    def online_outputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(backbone features, projection z, embedding a = h(z), or z without a predictor)."""
+        features, z = self.online(x)
+        return features, z, (self.predictor(z) if self.predictor is not None else z)
+
     def branch_a(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """View A through the online encoder (and predictor): (backbone features, embedding)."""
-        features, z = self.online(x)
-        return features, (self.predictor(z) if self.predictor is not None else z)
+        features, _, a = self.online_outputs(x)
+        return features, a
 
     def branch_b(self, x: Tensor) -> Tensor:
         """View B's embedding, as the critic sees it."""

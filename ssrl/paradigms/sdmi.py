@@ -61,11 +61,6 @@ class SDMI(MIParadigm):
     def branch_b(self, x: Tensor) -> Tensor:
         return (self.target or self.online)(x)[1]
 
-    def _online(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(backbone features, projection z, embedding a = h(z) or z)."""
-        features, z = self.online(x)
-        return features, z, (self.predictor(z) if self.predictor is not None else z)
-
     def _targets(self, views: tuple[Tensor, Tensor], roles: set[int], online: dict[int, tuple]) -> dict[int, Tensor]:
         """Branch B embeddings, with a graph only when the M-step will backpropagate through them."""
         if self.target is None:  # shared weights: reuse the online projection where it was computed
@@ -86,7 +81,7 @@ class SDMI(MIParadigm):
     def _e_step(self, views: tuple[Tensor, Tensor], targets: dict[int, Tensor] | None):
         """Online forward passes and the E-step loss against SG(targets); targets are computed on the
         first call of a batch and held fixed for the rest of the E-step."""
-        online = {i: self._online(views[i]) for i, _ in self._pairs()}
+        online = {i: self.online_outputs(views[i]) for i, _ in self._pairs()}
         if targets is None:
             targets = self._targets(views, {j for _, j in self._pairs()}, online)
         loss, step = self._phase_loss({i: o[2] for i, o in online.items()}, {j: t.detach() for j, t in targets.items()})
@@ -121,7 +116,7 @@ class SDMI(MIParadigm):
             return
         if p.refresh:
             with torch.no_grad():
-                fixed = {i: self._online(views[i])[2] for i in online}
+                fixed = {i: self.online_outputs(views[i])[2] for i in online}
         else:
             fixed = {i: o[2].detach() for i, o in online.items()}
         for k in range(p.m_steps):  # M-step: xi moves, theta held fixed by SG
