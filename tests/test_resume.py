@@ -19,8 +19,8 @@ SAME = ("probe_acc", "knn_acc", "mi", "effective_rank", "embedding_std", "steps"
 
 
 def summary_of(cwd):
-    (path,) = (cwd / "outputs" / "runs").glob("*/summary.json")
-    return json.loads(path.read_text())
+    paths = list((cwd / "outputs" / "runs").glob("*/summary.json"))
+    return json.loads(paths[0].read_text()) if paths else {}
 
 
 @pytest.mark.slow
@@ -53,7 +53,7 @@ def test_interrupted_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
         assert stopped["status"] == "running" and "SIGTERM" in stopped["stopped"]
     else:
         assert process.returncode == -signal.SIGKILL
-    assert summary_of(interrupted)["status"] != "completed"
+    assert summary_of(interrupted).get("status") != "completed"
 
     ssrl_train(*args, cwd=interrupted)  # the same command again
     resumed, uninterrupted = summary_of(interrupted), summary_of(reference)

@@ -21,10 +21,10 @@ class InMemoryBatches:
     so it does not depend on what ran before; with several processes each takes its own slice of every
     global batch. ``max_batches`` cuts an epoch short (the Trainer's limit_train_batches).
 
-    Resumable mid-epoch: Lightning saves ``state_dict`` with its checkpoints and restores it with
-    ``load_state_dict``, and the next pass continues that epoch. As Lightning fetches one batch ahead,
-    the position saved is the number of batches it has processed (``processed``), not the number
-    handed out.
+    Resumable mid-epoch: ``state_dict`` / ``load_state_dict`` (through SSLDataModule's, which
+    Lightning saves in and restores from every checkpoint), and the next pass continues that epoch. As
+    Lightning fetches one batch ahead, the position saved is the number of batches it has processed
+    (``processed``), not the number handed out.
     """
 
     def __init__(
@@ -109,6 +109,17 @@ class SSLDataModule(pl.LightningDataModule):
         super().__init__()
         self.cfg, self.seed = cfg, seed
         self.splits: Splits | None = None
+        self._train_batches: InMemoryBatches | None = None
+        self._resume_state: dict[str, int] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position, saved in every checkpoint."""
+        return self._train_batches.state_dict() if self._train_batches is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restored before the training loader exists (Lightning builds it while configuring the
+        optimizers): kept until ``train_dataloader`` makes it."""
+        self._resume_state = state or None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
@@ -163,7 +174,12 @@ class SSLDataModule(pl.LightningDataModule):
             size, channels = self.cfg.image_size, self.cfg.channels
             transforms = tuple(per_sample_transform(self.cfg.views, size, channels, i) for i in (0, 1))
             return self._torch_loader(ViewPairs(self.splits.train, transforms), train=True)
-        return self._loader(self.splits.train, train=True)
+        loader = self._loader(self.splits.train, train=True)
+        if isinstance(loader, InMemoryBatches):
+            self._train_batches = loader
+            if self._resume_state is not None:
+                loader.load_state_dict(self._resume_state)
+        return loader
 
     def val_dataloader(self) -> Any:
         self.setup()

@@ -131,7 +131,9 @@ class MIParadigm(pl.LightningModule):
             "lower optim.lr, raise estimator.tau, or set on_nonfinite_loss=skip"
         )
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # counted before the step, so that a checkpoint written after it (callbacks' on_train_batch_end
+        # runs before the module's) already includes this batch
         self.batches_trained += 1
 
     # ----------------------------------------------------------------------------- optimisation
@@ -234,7 +236,7 @@ class MIParadigm(pl.LightningModule):
             "history": self.history,
             "batches_trained": self.batches_trained,
             "skipped_steps": self.skipped_steps,
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "config": OmegaConf.to_container(self.cfg, resolve=True, enum_to_str=True),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
