@@ -6,6 +6,7 @@ ssrl-train -m paradigm=jmi,sdmi estimator=cos_dv,infonce,jsd
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
@@ -47,6 +49,21 @@ def this_job_command_line(hc: Any, run_dir: Path) -> Iterator[None]:
             hc.run.dir = run
 
 
+@contextmanager
+def one_process_group() -> Iterator[None]:
+    """A DDP job's ranks end with the job: its process group is destroyed and the environment that
+    Lightning's launcher set for its children (LOCAL_RANK, WORLD_SIZE, MASTER_PORT, ...) is undone, so
+    the next job of a multirun launches ranks of its own instead of waiting for the old ones."""
+    environment = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environment)
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """Hydra's task function. A failing job leaves a summary with status "failed" and its error; in a
     multirun the other jobs go on, in a single run the exit status is non-zero."""
@@ -54,7 +71,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     try:
-        with this_job_command_line(hc, run_dir):
+        with this_job_command_line(hc, run_dir), one_process_group():
             return train(cfg, run_dir, overrides)
     except Exception as exc:
         error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"

@@ -29,13 +29,15 @@ def summaries(sweep):
 
 @pytest.mark.slow
 def test_failed_job_is_recorded_and_only_it_reruns(tmp_path):
-    image_folder(tmp_path / "images", corrupt=True)
+    image_folder(tmp_path / "good", corrupt=False)
+    image_folder(tmp_path / "bad", corrupt=True)
     args = [
         "-m",
-        "data=synthetic,imagefolder",
-        f"data.root={tmp_path / 'images'}",
+        "data=imagefolder",
+        f"data.root={tmp_path / 'good'},{tmp_path / 'bad'}",
         "data.image_size=8",
         "data.decode_size=8",
+        "data.batch_size=8",
         "data.num_workers=0",
         *[a for a in TINY if not a.startswith("data=")],
     ]
