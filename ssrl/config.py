@@ -173,6 +173,8 @@ class TrainerConfig:
 
     precision "auto" and channels_last null take the device's default (``ssrl.run.job.device_defaults``):
     bf16 autocast and channels_last on a CUDA GPU, float32 and the default layout on the CPU.
+    max_steps counts optimizer steps, as Lightning does: SDMI with a gradient target takes
+    e_steps + m_steps of them per batch.
     """
 
     accelerator: str = "auto"
