@@ -103,7 +103,9 @@ def test_non_finite_loss_stops_or_skips(config, paradigm, policy):
     before = [p.detach().clone() for p in model.online.parameters()]
     trainer = two_batch_trainer()
     if policy == "stop":
-        with pytest.raises(FloatingPointError, match="the training loss is nan at epoch 0, batch 0: lower optim.lr"):
+        with pytest.raises(
+            FloatingPointError, match="the training loss is nan in epoch 0, batch 1 of the run: lower optim.lr"
+        ):
             trainer.fit(model, data)
     else:
         trainer.fit(model, data)

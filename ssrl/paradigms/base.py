@@ -127,8 +127,9 @@ class MIParadigm(pl.LightningModule):
             self.log("train/skipped_steps", float(self.skipped_steps))
             return False
         raise FloatingPointError(
-            f"the training loss is {loss.item()} at epoch {self.current_epoch}, batch {self.batches_trained}: "
-            "lower optim.lr, raise estimator.tau, or set on_nonfinite_loss=skip"
+            f"the training loss is {loss.item()} in epoch {self.current_epoch}, "
+            f"batch {self.batches_trained} of the run: lower optim.lr, raise estimator.tau, "
+            "or set on_nonfinite_loss=skip"
         )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
