@@ -1,4 +1,4 @@
-"""Each preset's loss on a fixed batch equals its method's published loss (tests/published_losses.py),
+"""Each preset trains, and its loss on a fixed batch equals its method's published loss (tests/published_losses.py),
 computed from the same networks on the same views."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ssrl.data.module import SSLDataModule
-from ssrl.run.job import PARADIGMS
+from ssrl.run.job import PARADIGMS, train
 from tests import published_losses
 
 
@@ -61,3 +61,11 @@ def test_simsiam_is_simsiam(config):
     (z1, z2) = (model.online(x)[1] for x in (xa, xb))
     p1, p2 = model.predictor(z1), model.predictor(z2)
     assert ours.item() == pytest.approx(published_losses.simsiam(p1, p2, z1, z2).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["simclr", "barlow", "vicreg", "byol", "simsiam"])
+def test_preset_trains(config, tmp_path, name):
+    cfg = config(f"+preset={name}", "trainer.max_epochs=1")
+    summary = train(cfg, tmp_path, [f"+preset={name}"])
+    assert summary["status"] == "completed" and summary["steps"] == 2
+    assert all(math.isfinite(v) for v in summary["mi"].values())
