@@ -20,10 +20,12 @@ TINY = [
 ]
 
 
-def compose_config(*overrides: str, tiny: bool = True):
+def compose_config(*overrides: str, tiny: bool = True, with_hydra: bool = False):
+    """conf/train.yaml composed with ``overrides`` (after TINY's when ``tiny``); ``with_hydra`` keeps the
+    ``hydra`` node (run mode, sweep folder and parameters)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=(TINY if tiny else []) + list(overrides))
+        return compose("train", overrides=(TINY if tiny else []) + list(overrides), return_hydra_config=with_hydra)
 
 
 @pytest.fixture

@@ -6,23 +6,21 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
 from ssrl import validate as validation
-from ssrl.train import CONFIG_DIR
+from tests.conftest import compose_config
 
 EXPERIMENTS = {"collapse": 24, "collapse_cifar10": 24, "predictor_rescue": 9}
 
 
 def sweep_jobs(experiment: str) -> list[list[str]]:
     """The override list of every job of ``+experiment=<experiment>``'s sweep."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+    cfg = compose_config(f"+experiment={experiment}", tiny=False, with_hydra=True)
     assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.hydra.sweep.dir == f"outputs/multirun/{experiment}"
-    axes = [[f"{key}={value}" for value in str(values).split(",")] for key, values in cfg.hydra.sweeper.params.items()]
+    sweeps = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in sweeps]
     return [[f"+experiment={experiment}", *job] for job in itertools.product(*axes)]
 
 
@@ -32,9 +30,7 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
     jobs = sweep_jobs(experiment)
     assert len(jobs) == EXPERIMENTS[experiment]
     for job in jobs:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=job)
+        cfg = compose_config(*job, tiny=False)
         validation.validate(cfg)
         assert cfg.expected in ("learns", "collapses"), job
         ablation = next(o for o in job if o.startswith("+ablation=")).split("=")[1]
