@@ -134,14 +134,16 @@ class DataConfig:
     pipeline: Pipeline = Pipeline.batched
     num_workers: int = 0
     views: ViewsConfig = field(default_factory=ViewsConfig)
+    #: The validation split: this stratified fraction of the training data, drawn from split_seed.
+    val_fraction: float = 0.1
+    split_seed: int = 0
 
 
 @dataclass
 class SplitDataConfig(DataConfig):
-    """Data sets without a held-out split of their own: a stratified one is drawn."""
+    """Data sets without a test split of their own: a stratified test_fraction is drawn first."""
 
-    holdout: float = 0.2
-    split_seed: int = 0
+    test_fraction: float = 0.2
 
 
 @dataclass

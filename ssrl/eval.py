@@ -3,7 +3,8 @@
     ssrl-eval outputs/runs/default                      # the run's checkpoints/last.ckpt
     ssrl-eval path/to/last.ckpt --knn-k 200 --knn-temperature 0.1
 
-Prints the accuracies as JSON (and beside them the run's summary.json values, when there is one).
+Prints the accuracies on the val and test splits as JSON (and beside them the run's summary.json
+values, when there is one).
 The protocol is the one of training's end: docs/method.md, "Diagnostics".
 """
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     result["knn"] = {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature}
     summary = read_summary(run_dir)
     if summary and summary.get("status") == "completed":
-        result["summary"] = {k: summary[k] for k in ("probe_acc", "knn_acc")}
+        result["summary"] = {"val": summary["val"], "test": {k: summary[k] for k in ("probe_acc", "knn_acc")}}
     print(json.dumps(result, indent=2))
 
 

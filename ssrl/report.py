@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ssrl.mi.estimators import ESTIMATORS
+from ssrl.mi.estimators import MI_IN_NATS, mi_in_nats_for
 from ssrl.run.summary import read_summary
 
 MI_RISE = 0.1
@@ -52,7 +52,7 @@ class Run:
     def curve(self, metric: str) -> tuple[list[int], list[float]]:
         history = self.summary.get("history", [])
         if metric == "mi":
-            points = [(h["epoch"], h["mi"][self.estimator]) for h in history if "mi" in h]
+            points = [(h["epoch"], h["mi"][mi_in_nats_for(self.estimator)]) for h in history if "mi" in h]
         else:
             points = [(h["epoch"], h[metric]) for h in history if metric in h]
         return [p[0] for p in points], [p[1] for p in points]
@@ -125,7 +125,7 @@ def rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         "effective_rank",
         "embedding_std",
         "mi (start -> end)",
-        *(f"mi:{n}" for n in ESTIMATORS),
+        *(f"mi:{n}" for n in MI_IN_NATS),
         "collapsed",
         "wall_s",
         "error",
@@ -145,7 +145,7 @@ def rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
                 _fmt(s.get("effective_rank"), 1),
                 _fmt(s.get("embedding_std"), 4),
                 f"{r.estimator} {change[0]:.2f} -> {change[1]:.2f}" if change else "",
-                *(_fmt(mi.get(n), 2) for n in ESTIMATORS),
+                *(_fmt(mi.get(n), 2) for n in MI_IN_NATS),
                 _fmt(s.get("collapsed")),
                 _fmt(s.get("wall_s"), 0),
                 (s.get("error") or "").replace("|", "/").replace("\n", " ")[:200],

@@ -114,6 +114,7 @@ def validate(cfg: Any) -> None:
         len(views.mean) >= channels and len(views.std) >= channels and min(views.std) > 0,
         f"data.views.mean and data.views.std need {channels} values (data.channels), std > 0",
     )
-    if "holdout" in cfg.data:
-        _require(0 < cfg.data.holdout < 1, f"data.holdout={cfg.data.holdout}: must be in (0, 1)")
+    for f in ("val_fraction", "test_fraction"):
+        if f in cfg.data:
+            _require(0 < cfg.data[f] < 1, f"data.{f}={cfg.data[f]}: must be in (0, 1)")
     check_available(cfg.data)

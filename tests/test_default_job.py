@@ -14,5 +14,5 @@ def test_default_job_learns(tmp_path):
     assert summary["status"] == "completed" and not summary["collapsed"]
     assert summary["probe_acc"] >= 0.97
     assert summary["probe_acc"] > summary["probe_acc_init"]
-    mi = [h["mi"]["cos_dv"] for h in summary["history"]]
+    mi = [h["mi"]["dv"] for h in summary["history"]]
     assert mi[-1] > mi[0] + 2.0, mi  # the DV estimate rises by nats, not by noise

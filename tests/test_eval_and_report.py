@@ -26,8 +26,9 @@ def test_eval_reproduces_the_summary(finished_run, capsys):
     folder, summary = finished_run
     ssrl_eval.main([str(folder), "--device", "cpu"])
     result = json.loads(capsys.readouterr().out)
-    assert result["probe_acc"] == pytest.approx(summary["probe_acc"], abs=1e-9)
-    assert result["knn_acc"] == pytest.approx(summary["knn_acc"], abs=1e-9)
+    assert result["test"]["probe_acc"] == pytest.approx(summary["probe_acc"], abs=1e-9)
+    assert result["test"]["knn_acc"] == pytest.approx(summary["knn_acc"], abs=1e-9)
+    assert result["val"]["probe_acc"] == pytest.approx(summary["val"]["probe_acc"], abs=1e-9)
     assert result["knn"] == {"k": 20, "temperature": 0.07}
 
 

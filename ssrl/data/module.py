@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ssrl.data.datasets import ImageSet, Part, Splits, load_splits
+from ssrl.data.datasets import load_splits
+from ssrl.data.splits import ImageSet, Part, Splits
 from ssrl.data.views import per_sample_transform
 
 
@@ -103,7 +104,8 @@ class _Indexed(Dataset):
 
 
 class SSLDataModule(pl.LightningDataModule):
-    """Train batches for the paradigm, held-out batches for validation, clean batches for the probes."""
+    """Train batches for the paradigm, val batches for the per-epoch diagnostics, clean batches of
+    every split for the probes."""
 
     def __init__(self, cfg: Any, seed: int) -> None:
         super().__init__()
@@ -183,9 +185,9 @@ class SSLDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> Any:
         self.setup()
-        return self._loader(self.splits.test, train=False)
+        return self._loader(self.splits.val, train=False)
 
-    def eval_loaders(self) -> tuple[Any, Any]:
-        """(labeled, test) in fixed order, for the probes and kNN."""
+    def eval_loaders(self) -> dict[str, Any]:
+        """Fixed-order loaders for the probes and kNN: "labeled" fits them, "val" and "test" score them."""
         self.setup()
-        return self._loader(self.splits.labeled, train=False), self._loader(self.splits.test, train=False)
+        return {name: self._loader(getattr(self.splits, name), train=False) for name in ("labeled", "val", "test")}

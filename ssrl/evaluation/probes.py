@@ -26,15 +26,18 @@ def extract_features(
     return torch.cat(feats), torch.cat(labels)
 
 
-def linear_probe_accuracy(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], max_iter: int = 1000) -> float:
-    """Multinomial logistic regression (scikit-learn, L-BFGS, C = 1) on standardised features."""
+def linear_probe_accuracy(
+    train: tuple[Tensor, Tensor], scored: dict[str, tuple[Tensor, Tensor]], max_iter: int = 1000
+) -> dict[str, float]:
+    """Multinomial logistic regression (scikit-learn, L-BFGS, C = 1) on standardised features: the
+    scaler and the classifier are fit on ``train`` only, then each set of ``scored`` is scored."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
     probe.fit(train[0].numpy(), train[1].numpy())
-    return float(np.mean(probe.predict(test[0].numpy()) == test[1].numpy()))
+    return {name: float(np.mean(probe.predict(x.numpy()) == y.numpy())) for name, (x, y) in scored.items()}
 
 
 def knn_accuracy(
@@ -56,16 +59,17 @@ def knn_accuracy(
 
 def evaluate_backbone(
     backbone: nn.Module,
-    labeled: Iterable,
-    test: Iterable,
+    loaders: dict[str, Iterable],
     prepare: Callable[[Tensor], Tensor],
     device: torch.device,
     cfg: Any,
-) -> dict[str, float]:
-    """Linear-probe and kNN accuracy on the held-out split, trained on the labeled split."""
-    train_set = extract_features(backbone, labeled, prepare, device)
-    test_set = extract_features(backbone, test, prepare, device)
+) -> dict[str, dict[str, float]]:
+    """Linear-probe and kNN accuracy of the frozen backbone, fit on ``loaders["labeled"]`` and scored
+    on each other split: {"val": {"probe_acc", "knn_acc"}, "test": {...}}."""
+    features = {name: extract_features(backbone, batches, prepare, device) for name, batches in loaders.items()}
+    fit = features.pop("labeled")
+    probe = linear_probe_accuracy(fit, features)
     return {
-        "probe_acc": linear_probe_accuracy(train_set, test_set),
-        "knn_acc": knn_accuracy(train_set, test_set, cfg.knn_k, cfg.knn_temperature),
+        name: {"probe_acc": probe[name], "knn_acc": knn_accuracy(fit, scored, cfg.knn_k, cfg.knn_temperature)}
+        for name, scored in features.items()
     }

@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ssrl.data.views import BatchedViews
 from ssrl.evaluation import collapse
 from ssrl.mi.critics import Critic
-from ssrl.mi.estimators import all_estimates
+from ssrl.mi.estimators import mi_estimates
 from ssrl.mi.objective import MIObjective, Step
 from ssrl.nets.backbones import build_backbone
 from ssrl.nets.heads import Encoder, mlp
@@ -110,12 +110,14 @@ class MIParadigm(pl.LightningModule):
         return loss
 
     def log_step(self, step: Step) -> None:
-        """The objective, its terms, and every estimator's estimate on the same scores."""
+        """The loss, its terms, and the MI in nats (DV, InfoNCE) on the same scores."""
         self.log("train/loss", step.loss, prog_bar=True)
         self.log("train/joint", step.terms.joint)
         self.log("train/marginal", step.terms.marginal)
-        for name, value in all_estimates(step.scores).items():
+        for name, value in mi_estimates(step.scores).items():
             self.log(f"train/mi/{name}", value)
+        if self.objective.surrogate is None:  # the training estimator's own J - M, in its own units
+            self.log(f"train/bound/{self.cfg.estimator.name}", step.terms.estimate)
 
     def finite(self, loss: Tensor) -> bool:
         """Whether to apply this update. A non-finite loss stops the run with a clear message, or,
@@ -166,7 +168,7 @@ class MIParadigm(pl.LightningModule):
 
     # ----------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._val = {"a": [], "b": [], "features": [], "view_a": [], "view_b": [], "mi": []}
+        self._val = {"a": [], "b": [], "features": [], "view_a": [], "view_b": [], "mi": [], "bound": []}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         images, labels = batch
@@ -179,12 +181,16 @@ class MIParadigm(pl.LightningModule):
         if len(images) == self.cfg.data.batch_size:  # the MI at the training N, on fixed held-out pairs
             xa, xb = self.views(images, self._generator(1, batch_idx))
             va, vb = self.branch_a(self._layout(xa))[1], self.branch_b(self._layout(xb))
-            self._val["mi"].append({k: float(v) for k, v in all_estimates(self.objective.critic(va, vb)).items()})
+            scores = self.objective.critic(va, vb)
+            self._val["mi"].append({k: float(v) for k, v in mi_estimates(scores).items()})
+            if self.objective.surrogate is None:
+                self._val["bound"].append(float(self.objective.bound(scores).estimate))
             self._val["view_a"].append(va.float().cpu())
             self._val["view_b"].append(vb.float().cpu())
 
     def held_out_metrics(self) -> dict[str, Any]:
-        """Collapse diagnostics of both branches' embeddings, held-out MI, alignment and uniformity."""
+        """On the val split: collapse diagnostics of both branches' embeddings, MI in nats, the training
+        estimator's own bound value, alignment and uniformity."""
         v, ev = self._val, self.cfg.eval
         a, b, features = torch.cat(v["a"]), torch.cat(v["b"]), torch.cat(v["features"])
         if not all(torch.isfinite(t).all() for t in (a, b, features)):
@@ -211,6 +217,8 @@ class MIParadigm(pl.LightningModule):
         if v["mi"]:
             metrics["alignment"] = collapse.alignment(torch.cat(v["view_a"]), torch.cat(v["view_b"]))
             metrics["mi"] = {k: sum(m[k] for m in v["mi"]) / len(v["mi"]) for k in v["mi"][0]}
+        if v["bound"]:  # the training estimator's own J - M, in its own units (JSD's and NWJ's are not MI)
+            metrics["bound"] = {self.cfg.estimator.name: sum(v["bound"]) / len(v["bound"])}
         return metrics
 
     def on_validation_epoch_end(self) -> None:
@@ -218,9 +226,9 @@ class MIParadigm(pl.LightningModule):
         self.val_probe_acc.reset()
         self._val = {}
         for key, value in metrics.items():
-            if key == "mi":
+            if key in ("mi", "bound"):
                 for name, est in value.items():
-                    self.log(f"val/mi/{name}", est)
+                    self.log(f"val/{key}/{name}", est)
             else:
                 self.log(f"val/{key}", float(value))
         fitting = self.trainer.state.fn == "fit"

@@ -76,9 +76,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) 
 
 
 def evaluate_offline(model: MIParadigm, data: SSLDataModule, device: torch.device, cfg: DictConfig) -> dict:
+    """Probe and kNN accuracy of the frozen backbone, fit on the labeled split: {"val": ..., "test": ...}."""
     model.to(device)
-    labeled, test = data.eval_loaders()
-    return evaluate_backbone(model.online.backbone, labeled, test, model.views.clean, device, cfg.eval)
+    return evaluate_backbone(model.online.backbone, data.eval_loaders(), model.views.clean, device, cfg.eval)
 
 
 def hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -98,11 +98,15 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 PROTOCOL = {
+    "splits": "train (self-supervised training; its labeled images fit the probes), val (a seeded, stratified "
+    "slice held out of the training data: the per-epoch diagnostics in history, and every choice), test "
+    "(the top-level probe_acc and knn_acc, reported once); disjoint",
     "probe": "logistic regression (scikit-learn, L-BFGS, C=1) on standardised frozen backbone features; "
-    "trained on the labeled split, scored on the held-out split",
+    "scaler and classifier fit on the labeled split only, scored on val and test",
     "knn": "the k nearest labeled features by cosine similarity s vote with weight exp(s / temperature)",
 }
 FINAL_FIELDS = (
+    "bound",
     "effective_rank",
     "embedding_std",
     "effective_rank_backbone",
@@ -113,16 +117,19 @@ FINAL_FIELDS = (
 )
 
 
+def accuracies(init: dict[str, float], final: dict[str, float]) -> dict[str, float]:
+    """probe_acc, probe_acc_init, knn_acc, knn_acc_init on one split."""
+    return {**final, **{f"{k}_init": v for k, v in init.items()}}
+
+
 def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dict) -> dict[str, Any]:
     """The fields of a completed run (see ssrl.run.summary) from the model's held-out history and
     the offline evaluations of the untrained and trained encoder."""
     last = model.history[-1]
     return {
         "status": "completed",
-        "probe_acc": final["probe_acc"],
-        "probe_acc_init": init["probe_acc"],
-        "knn_acc": final["knn_acc"],
-        "knn_acc_init": init["knn_acc"],
+        **accuracies(init["test"], final["test"]),
+        "val": accuracies(init["val"], final["val"]),
         **{k: last[k] for k in FINAL_FIELDS if k in last},
         "mi_init": model.history[0].get("mi"),
         "epochs": last["epoch"],
@@ -133,7 +140,12 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
             **PROTOCOL,
             "knn_k": cfg.eval.knn_k,
             "knn_temperature": cfg.eval.knn_temperature,
-            "mi": f"mean over held-out batches of N={cfg.data.batch_size} pairs of fixed random views",
+            "mi": f"nats: DV and symmetric InfoNCE on the training critic's scores, mean over val batches of "
+            f"N={cfg.data.batch_size} pairs of fixed random views; bound: the training estimator's own J - M there",
+            "collapse_rule": {
+                "std_fraction": cfg.eval.collapse_std_fraction,
+                "min_rank": cfg.eval.collapse_min_rank,
+            },
         },
     }
 
@@ -145,7 +157,7 @@ def log_final(trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSL
     metrics = {f"hparam/{k}": float(summary[k]) for k in ("probe_acc", "knn_acc", "effective_rank", "embedding_std")}
     metrics.update({f"hparam/mi/{k}": v for k, v in (summary.get("mi") or {}).items()})
     trainer.logger.log_hyperparams(hparams(cfg), metrics)
-    export_projector(trainer.logger, model, data.eval_loaders()[1], model.batches_trained)
+    export_projector(trainer.logger, model, data.eval_loaders()["val"], model.batches_trained)
     trainer.logger.finalize("success")
 
 

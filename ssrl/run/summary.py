@@ -4,13 +4,15 @@ status is "running" (rewritten after every held-out evaluation, with the curves 
 "completed" (every field below filled) or "failed" (with ``error``). A summary that exists is whole.
 
 Fields of a completed run:
-  probe_acc, probe_acc_init   linear probe on frozen backbone features, held-out split (0..1),
+  probe_acc, probe_acc_init   linear probe on frozen backbone features, test split (0..1),
                               trained and untrained encoder
   knn_acc, knn_acc_init       weighted kNN on the same features (k, temperature in ``protocol``)
-  effective_rank, embedding_std, effective_rank_backbone, alignment, uniformity
-  mi                          estimator -> held-out estimate (nats; jsd in its own units)
+  val                         the same four on the val split: what choices are made on
+  effective_rank, embedding_std, effective_rank_backbone, alignment, uniformity   (val split)
+  mi, mi_init                 MI in nats on val pairs at the end and before training: {"dv", "infonce"}
+  bound                       {training estimator: its own J - M on the same pairs} (its own units)
   collapsed                   the rule of ``ssrl.evaluation.collapse.is_collapsed``
-  epochs, steps, wall_s, overrides, history (the held-out metrics after every epoch), protocol
+  epochs, steps, wall_s, overrides, history (the val metrics after every epoch), protocol
 """
 
 from __future__ import annotations
