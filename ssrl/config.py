@@ -101,6 +101,8 @@ class BackboneConfig:
     name: str = MISSING
     cifar_stem: bool = True
     in_channels: int = 3
+    #: Channels of the first stage: 64 is torchvision's ResNet; 32 halves every stage (CPU-scale science).
+    width: int = 64
     projector_hidden_dim: int = 512
     projector_dim: int = 128
 
@@ -151,6 +153,16 @@ class SyntheticDataConfig(SplitDataConfig):
     num_samples: int = 512
     num_classes: int = 4
     noise: float = 0.1
+
+
+@dataclass
+class StyledDigitsConfig(SplitDataConfig):
+    """The styled-digits benchmark (ssrl.data.styled_digits): digit size range, pixel noise, renders."""
+
+    digit_min: int = 9
+    digit_max: int = 12
+    noise: float = 0.05
+    renders: int = 2
 
 
 @dataclass
@@ -243,6 +255,7 @@ SCHEMAS = {
         "data": DataConfig,
         "split": SplitDataConfig,
         "synthetic": SyntheticDataConfig,
+        "styled_digits": StyledDigitsConfig,
         "folder": FolderDataConfig,
     },
     "optim": {"optim": OptimConfig},

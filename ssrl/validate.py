@@ -70,6 +70,7 @@ def validate(cfg: Any) -> None:
         "eval.knn_temperature",
         "checkpoint_every_n_steps",
         "backbone.projector_dim",
+        "backbone.width",
     )
     _require(
         cfg.data.batch_size >= 2,

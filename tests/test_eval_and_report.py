@@ -77,5 +77,5 @@ def test_report_lists_every_run(finished_run, tmp_path):
     assert by_estimator["cos_dv"]["status"] == "completed" and by_estimator["cos_dv"]["probe_acc"]
     assert "trainer.max_epochs" not in table[0]  # only the overrides that vary are columns
     markdown = (sweep / "results.md").read_text()
-    assert "5 runs, 2 completed, 1 failed" in markdown
+    assert "5 runs in 5 cells" in markdown and "2 completed, 1 failed" in markdown
     assert (sweep / "mi_curves.png").stat().st_size > 0 and (sweep / "collapse.png").stat().st_size > 0

@@ -9,12 +9,14 @@ from typing import Any
 from ssrl.data.folders import check_folder, imagefolder
 from ssrl.data.generated import digits, synthetic
 from ssrl.data.splits import Splits
+from ssrl.data.styled_digits import styled_digits
 from ssrl.data.torchvision_sets import TORCHVISION_FOLDERS, cifar, stl10
 from ssrl.errors import ConfigError
 
 LOADERS: dict[str, Callable[[Any], Splits]] = {
     "digits": digits,
     "synthetic": synthetic,
+    "styled_digits": styled_digits,
     "cifar10": cifar,
     "cifar100": cifar,
     "stl10": stl10,

@@ -27,7 +27,7 @@ from ssrl.paradigms.optim import build_optimizer, build_schedule
 
 def build_encoder(cfg: Any) -> tuple[Encoder, int]:
     """Backbone + projector from the ``backbone`` config, and the backbone's feature dimension."""
-    backbone, feature_dim = build_backbone(cfg.name, cfg.in_channels, cfg.cifar_stem)
+    backbone, feature_dim = build_backbone(cfg.name, cfg.in_channels, cfg.cifar_stem, cfg.width)
     return Encoder(backbone, mlp(feature_dim, cfg.projector_hidden_dim, cfg.projector_dim)), feature_dim
 
 

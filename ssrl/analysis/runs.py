@@ -1,0 +1,105 @@
+"""The runs of a sweep folder, finished or not, as ssrl-report reads them."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssrl.mi.estimators import mi_in_nats_for
+from ssrl.run.summary import read_summary
+
+#: The held-out MI (nats) must rise by more than this over training for a run to count as learning.
+MI_RISE = 0.1
+
+
+@dataclass
+class Run:
+    folder: Path
+    overrides: dict[str, str]
+    status: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.summary.get("config", {})
+
+    @property
+    def estimator(self) -> str:
+        return self.config.get("estimator", {}).get("name", self.overrides.get("estimator", "cos_dv"))
+
+    @property
+    def paradigm(self) -> str:
+        return self.config.get("paradigm", {}).get("name", self.overrides.get("paradigm", "jmi"))
+
+    @property
+    def mi_name(self) -> str:
+        """The MI-in-nats estimate that tracks this run's estimator (DV, or InfoNCE for infonce)."""
+        return mi_in_nats_for(self.estimator)
+
+    def curve(self, metric: str) -> tuple[list[int], list[float]]:
+        """(epochs, values) of a history metric on the val split; "mi" is the run's MI in nats."""
+        history = self.summary.get("history", [])
+        if metric == "mi":
+            points = [(h["epoch"], h["mi"][self.mi_name]) for h in history if "mi" in h]
+        else:
+            points = [(h["epoch"], h[metric]) for h in history if metric in h]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    @property
+    def mi_change(self) -> tuple[float, float] | None:
+        """(MI in nats before training, at the end), on the val split."""
+        _, values = self.curve("mi")
+        return (values[0], values[-1]) if len(values) >= 2 else None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def outcome(self) -> str:
+        """One run's outcome: "collapses" when collapsed; "learns" when not, its MI in nats rose by more
+        than MI_RISE and its test probe beat the untrained encoder's; "neither" otherwise. A cell's
+        verdict over seeds is stricter (ssrl.analysis.cells)."""
+        s = self.summary
+        if not self.completed:
+            return ""
+        if s.get("collapsed"):
+            return "collapses"
+        change = self.mi_change
+        rose = change is not None and change[1] - change[0] > MI_RISE
+        return "learns" if rose and s["probe_acc"] > s["probe_acc_init"] else "neither"
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    pairs = (o.lstrip("+~").split("=", 1) for o in items if "=" in o)
+    return {k: v for k, v in pairs if not k.startswith("hydra")}
+
+
+def collect(sweep: Path) -> list[Run]:
+    """Every run folder under ``sweep`` (one with summary.json or Hydra's .hydra/), finished or not."""
+    folders = {p.parent for p in sweep.rglob("summary.json")} | {
+        p.parent.parent for p in sweep.rglob(".hydra/overrides.yaml")
+    }
+    runs = []
+    for folder in sorted(folders):
+        summary = read_summary(folder) or {}
+        overrides_file = folder / ".hydra" / "overrides.yaml"
+        raw = summary.get("overrides") or (
+            yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
+        )
+        status = summary.get("status", "not started")
+        if status == "running":
+            updated = datetime.datetime.fromtimestamp((folder / "summary.json").stat().st_mtime)
+            status = f"running or died (last update {updated:%Y-%m-%d %H:%M})"
+        runs.append(Run(folder, parse_overrides(raw), status, summary))
+    return runs
+
+
+def varying(runs: list[Run]) -> list[str]:
+    """The override keys whose value differs across the runs, sorted."""
+    keys = sorted({k for r in runs for k in r.overrides})
+    return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]

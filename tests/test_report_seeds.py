@@ -1,0 +1,91 @@
+"""ssrl-report groups seeds into cells: means, 95% t-intervals (checked by hand), n, verdicts as counts."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+
+import pytest
+
+from ssrl.analysis.intervals import paired_interval, t_interval
+from ssrl.report import write_report
+from ssrl.run.summary import write_summary
+from tests.conftest import TINY
+
+T_975 = {1: 12.706204736174707, 2: 4.302652729911275}  # Student's t quantile 0.975 at 1 and 2 dof
+
+
+def test_t_interval_matches_a_hand_computation():
+    values = [0.5, 0.6, 0.8]
+    mean = sum(values) / 3
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    interval = t_interval(values)
+    assert interval.mean == pytest.approx(mean)
+    assert interval.high - mean == pytest.approx(T_975[2] * s / math.sqrt(3))
+    assert interval.low == pytest.approx(2 * mean - interval.high)
+    assert t_interval([0.7]).n == 1 and t_interval([0.7]).low == 0.7  # one seed: no interval
+    gain = paired_interval([0.6, 0.7], [0.5, 0.5])  # differences 0.1, 0.2
+    assert gain.mean == pytest.approx(0.15) and gain.high == pytest.approx(0.15 + T_975[1] * math.sqrt(0.005) / 2**0.5)
+
+
+def _summary(seed: int, probe: float, init: float, mi: tuple[float, float], collapsed: bool, **config) -> dict:
+    return {
+        "status": "completed",
+        "overrides": [f"ablation={config.get('cell', 'x')}", f"seed={seed}"],
+        "config": {"estimator": {"name": "cos_dv"}, "paradigm": {"name": "jmi"}, "expected": config.get("expected")},
+        "probe_acc": probe,
+        "probe_acc_init": init,
+        "val": {"probe_acc": probe},
+        "collapsed": collapsed,
+        "effective_rank": 10.0,
+        "embedding_std": 0.05,
+        "history": [{"epoch": 0, "mi": {"dv": mi[0]}}, {"epoch": 1, "mi": {"dv": mi[1]}}],
+        "wall_s": 10.0,
+    }
+
+
+def test_cells_give_intervals_and_count_verdicts(tmp_path):
+    runs = {
+        # learns: gains 0.2, 0.25, 0.3 and MI rises of about 2 nats on every seed
+        "learn": [(0.6, 0.4), (0.65, 0.4), (0.7, 0.4)],
+        # a gain on two seeds and a loss on the third: the interval includes 0, so "neither"
+        "noisy": [(0.5, 0.4), (0.52, 0.4), (0.3, 0.4)],
+    }
+    for cell, pairs in runs.items():
+        for seed, (probe, init) in enumerate(pairs):
+            write_summary(tmp_path / f"{cell}{seed}", _summary(seed, probe, init, (0.0, 2.0), False, cell=cell))
+    for seed in range(3):
+        summary = _summary(seed, 0.3, 0.4, (0.0, 0.0), seed < 2, cell="flat", expected="collapses")
+        write_summary(tmp_path / f"flat{seed}", summary)
+
+    write_report(tmp_path)
+    cells = {row["ablation"]: row for row in csv.DictReader((tmp_path / "cells.csv").read_text().splitlines())}
+    assert cells["learn"]["verdict"] == "learns 3/3" and cells["learn"]["n"] == "3"
+    assert cells["noisy"]["verdict"] == "neither 1/3 (learns 2/3)"  # two seeds learn on their own
+    assert cells["flat"]["verdict"] == "collapses 2/3 (neither 1/3)" and cells["flat"]["expected"] == "collapses"
+    gain = t_interval([0.2, 0.25, 0.3])
+    assert cells["learn"]["probe gain"] == f"{gain.mean:.3f} [{gain.low:.3f}, {gain.high:.3f}]"
+    markdown = (tmp_path / "results.md").read_text()
+    assert "9 runs in 3 cells (seeds: 0, 1, 2)" in markdown and "learns 3/3" in markdown
+
+
+@pytest.mark.slow
+def test_two_seed_sweep_reports_means_intervals_and_n(tmp_path):
+    """A real 2-seed multirun: the report written at its end has one cell per paradigm, n = 2."""
+    args = ["-m", "paradigm=jmi,sdmi", "seed=0,1", *TINY]
+    result = subprocess.run(
+        [sys.executable, "-m", "ssrl.train", *args], cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
+    cells = list(csv.DictReader((sweep / "cells.csv").read_text().splitlines()))
+    assert sorted(c["paradigm"] for c in cells) == ["jmi", "sdmi"] and all(c["n"] == "2" for c in cells)
+    runs = list(csv.DictReader((sweep / "results.csv").read_text().splitlines()))
+    for cell in cells:
+        probes = [float(r["probe_acc"]) for r in runs if r["paradigm"] == cell["paradigm"]]
+        interval = t_interval(probes)
+        assert cell["probe (test)"] == f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
+        assert cell["verdict"].endswith("/2")
+    assert (sweep / "mi_curves.png").is_file()
