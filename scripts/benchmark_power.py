@@ -132,11 +132,11 @@ def main() -> None:
         f"| trained probe (JMI + cos-DV, 20 epochs) | {trained_ci} |",
         f"| untrained probe of the same runs | {init_ci} |",
         f"| paired gain | {gain} |",
-        f"| MI (DV, nats) start -> end, per seed | "
+        "| MI (DV, nats) start -> end, per seed | "
         + ", ".join(f"{r['mi_init']['dv']:.2f} -> {r['mi']['dv']:.2f}" for r in runs)
         + " |",
         f"| wall per run (s), per seed | {', '.join(f'{w:.0f}' for w in walls)} |",
-        f"| CPU per run (s), per seed | {', '.join(f'{r['cpu_s']:.0f}' for r in runs)} |",
+        f"| CPU per run (s), per seed | {', '.join(f'{c:.0f}' for c in (r['cpu_s'] for r in runs))} |",
         "",
         "| floor | met |",
         "| --- | --- |",

@@ -72,7 +72,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     overrides = list(hc.overrides.task)
     try:
         with this_job_command_line(hc, run_dir), one_process_group():
-            return train(cfg, run_dir, overrides)
+            return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN)
     except Exception as exc:
         error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         previous = read_summary(run_dir) or {}

@@ -35,7 +35,7 @@ def test_run_writes_summary_and_tensorboard(config, tmp_path, paradigm):
     assert on_disk["steps"] == 4 and on_disk["epochs"] == 2 and on_disk["overrides"] == overrides
     assert 0 <= on_disk["probe_acc"] <= 1 and 0 <= on_disk["probe_acc_init"] <= 1
     assert set(on_disk["mi"]) == {"dv", "infonce"}  # MI in nats only
-    assert set(on_disk["bound"]) == {"cos_dv"}  # the training estimator's own value, under its name
+    assert set(on_disk["bound"]) == {"cos_dv", "infonce", "jsd", "nwj"}  # each objective's value, own name
     assert 0 <= on_disk["val"]["probe_acc"] <= 1 and 0 <= on_disk["val"]["probe_acc_init"] <= 1
     assert [h["epoch"] for h in on_disk["history"]] == [0, 1, 2]
     assert summary["probe_acc"] == on_disk["probe_acc"]
@@ -53,7 +53,8 @@ def test_run_writes_summary_and_tensorboard(config, tmp_path, paradigm):
         }
         | {f"train/mi/{n}" for n in summary["mi"]}
         | {f"val/mi/{n}" for n in summary["mi"]}
-        | {"train/bound/cos_dv", "val/bound/cos_dv"}
+        | {"train/bound/cos_dv"}
+        | {f"val/bound/{n}" for n in on_disk["bound"]}
     )
     assert expected <= scalars, expected - scalars
     assert any(tag.startswith("lr-") for tag in scalars)

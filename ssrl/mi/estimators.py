@@ -126,6 +126,13 @@ def mi_estimates(scores: Tensor) -> dict[str, Tensor]:
         return {name: fn(scores).estimate for name, fn in MI_IN_NATS.items()}
 
 
+def bound_values(scores: Tensor) -> dict[str, Tensor]:
+    """Every estimator's own J - M on one score matrix, in its own units: DV's and InfoNCE's are nats,
+    JSD's and NWJ's are not MI (report them under their names, never as MI)."""
+    with torch.no_grad():
+        return {name: fn(scores).estimate for name, fn in ESTIMATORS.items()}
+
+
 def mi_in_nats_for(estimator: str) -> str:
     """The MI-in-nats estimate that tracks a training estimator: InfoNCE for infonce, DV for the others."""
     return "infonce" if estimator == "infonce" else "dv"

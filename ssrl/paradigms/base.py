@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ssrl.data.views import BatchedViews
 from ssrl.evaluation import collapse
 from ssrl.mi.critics import Critic
-from ssrl.mi.estimators import mi_estimates
+from ssrl.mi.estimators import bound_values, mi_estimates
 from ssrl.mi.objective import MIObjective, Step
 from ssrl.nets.backbones import build_backbone
 from ssrl.nets.heads import Encoder, mlp
@@ -183,13 +183,12 @@ class MIParadigm(pl.LightningModule):
             va, vb = self.branch_a(self._layout(xa))[1], self.branch_b(self._layout(xb))
             scores = self.objective.critic(va, vb)
             self._val["mi"].append({k: float(v) for k, v in mi_estimates(scores).items()})
-            if self.objective.surrogate is None:
-                self._val["bound"].append(float(self.objective.bound(scores).estimate))
+            self._val["bound"].append({k: float(v) for k, v in bound_values(scores).items()})
             self._val["view_a"].append(va.float().cpu())
             self._val["view_b"].append(vb.float().cpu())
 
     def held_out_metrics(self) -> dict[str, Any]:
-        """On the val split: collapse diagnostics of both branches' embeddings, MI in nats, the training
+        """On the val split: collapse diagnostics of both branches' embeddings, MI in nats, every
         estimator's own bound value, alignment and uniformity."""
         v, ev = self._val, self.cfg.eval
         a, b, features = torch.cat(v["a"]), torch.cat(v["b"]), torch.cat(v["features"])
@@ -216,9 +215,8 @@ class MIParadigm(pl.LightningModule):
         }
         if v["mi"]:
             metrics["alignment"] = collapse.alignment(torch.cat(v["view_a"]), torch.cat(v["view_b"]))
-            metrics["mi"] = {k: sum(m[k] for m in v["mi"]) / len(v["mi"]) for k in v["mi"][0]}
-        if v["bound"]:  # the training estimator's own J - M, in its own units (JSD's and NWJ's are not MI)
-            metrics["bound"] = {self.cfg.estimator.name: sum(v["bound"]) / len(v["bound"])}
+            for key in ("mi", "bound"):  # MI in nats; every estimator's own J - M, in its own units
+                metrics[key] = {k: sum(m[k] for m in v[key]) / len(v[key]) for k in v[key][0]}
         return metrics
 
     def on_validation_epoch_end(self) -> None:

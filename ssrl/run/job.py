@@ -21,6 +21,7 @@ from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
 from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, StopOnSignal, export_projector
+from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.validate import validate
 
@@ -141,7 +142,8 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
             "knn_k": cfg.eval.knn_k,
             "knn_temperature": cfg.eval.knn_temperature,
             "mi": f"nats: DV and symmetric InfoNCE on the training critic's scores, mean over val batches of "
-            f"N={cfg.data.batch_size} pairs of fixed random views; bound: the training estimator's own J - M there",
+            f"N={cfg.data.batch_size} pairs of fixed random views; bound: each estimator's own J - M there "
+            "(JSD's and NWJ's are not MI)",
             "collapse_rule": {
                 "std_fraction": cfg.eval.collapse_std_fraction,
                 "min_rank": cfg.eval.collapse_min_rank,
@@ -161,15 +163,24 @@ def log_final(trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSL
     trainer.logger.finalize("success")
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool = False) -> dict[str, Any]:
     """Train one run in ``run_dir`` and return its completed summary. Only rank 0 evaluates offline
-    and writes files; every process trains."""
+    and writes files; every process trains. ``in_sweep``: a job of a multirun, which reuses a sibling
+    folder's completed run when it is the same run (ssrl.run.same_run)."""
     validate(cfg)
     device_defaults(cfg)
     previous = read_summary(run_dir)
     if cfg.resume and previous and previous.get("status") == "completed":
         print(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
         return previous
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    base = {"overrides": overrides, "run_dir": str(run_dir), "paradigm": cfg.paradigm.name, "config": config}
+    same = find_same_run(run_dir, config) if in_sweep and cfg.resume else None
+    if same is not None:
+        summary = reuse(*same, base)
+        write_summary(run_dir, summary)
+        print(f"ssrl: {run_dir.name} is the same run as {same[0].name} (ssrl/run/same_run.py); not trained again")
+        return summary
     checkpoint = run_dir / CHECKPOINT
     resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
     started = time.time() - ((previous or {}).get("wall_s", 0.0) if resume_from else 0.0)
@@ -177,8 +188,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     pl.seed_everything(cfg.seed, workers=True)
     data = SSLDataModule(cfg.data, cfg.seed)
     model = PARADIGMS[cfg.paradigm.name](cfg, data.num_classes)
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    base = {"overrides": overrides, "run_dir": str(run_dir), "paradigm": cfg.paradigm.name, "config": config}
 
     def progress() -> dict[str, Any]:
         return {**base, "wall_s": time.time() - started}

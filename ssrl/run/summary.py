@@ -10,7 +10,7 @@ Fields of a completed run:
   val                         the same four on the val split: what choices are made on
   effective_rank, embedding_std, effective_rank_backbone, alignment, uniformity   (val split)
   mi, mi_init                 MI in nats on val pairs at the end and before training: {"dv", "infonce"}
-  bound                       {training estimator: its own J - M on the same pairs} (its own units)
+  bound                       {estimator: its own J - M on the same pairs} for all four (own units)
   collapsed                   the rule of ``ssrl.evaluation.collapse.is_collapsed``
   epochs, steps, wall_s, overrides, history (the val metrics after every epoch), protocol
 """
