@@ -46,15 +46,21 @@ def render(digits: Tensor, size: int, digit_range: tuple[int, int], noise: float
     return (canvas.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def source_split(labels: np.ndarray, cfg: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the source digits of (train, val, test): stratified data.test_fraction, then
+    data.val_fraction of the rest, both drawn from data.split_seed."""
+    rest, test = stratified_holdout(labels, cfg.test_fraction, cfg.split_seed)
+    kept, held = stratified_holdout(labels[rest], cfg.val_fraction, cfg.split_seed)
+    return rest[kept], rest[held], test
+
+
 def styled_digits(cfg: Any) -> Splits:
     """The three splits of styled digits (module docstring), all drawn from data.split_seed."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     digits, labels = torch.from_numpy(bunch.images / 16.0).float(), bunch.target
-    rest, test = stratified_holdout(labels, cfg.test_fraction, cfg.split_seed)
-    kept, held = stratified_holdout(labels[rest], cfg.val_fraction, cfg.split_seed)
-    train, val = rest[kept], rest[held]
+    train, val, test = source_split(labels, cfg)
     digit_range = (cfg.digit_min, cfg.digit_max)
 
     def part(index: np.ndarray, renders: int, stream: int) -> ImageSet:
