@@ -162,7 +162,7 @@ class StyledDigitsConfig(SplitDataConfig):
     digit_min: int = 9
     digit_max: int = 12
     noise: float = 0.05
-    renders: int = 2
+    renders: int = 1
 
 
 @dataclass
