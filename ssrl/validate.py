@@ -117,3 +117,37 @@ def validate(cfg: Any) -> None:
     if "holdout" in cfg.data:
         _require(0 < cfg.data.holdout < 1, f"data.holdout={cfg.data.holdout}: must be in (0, 1)")
     check_available(cfg.data)
+
+
+def world_size(trainer: Any) -> int:
+    """Processes that share a global batch: trainer.devices (a count or a list) x trainer.num_nodes;
+    1 for devices="auto" or -1, which only the Trainer resolves."""
+    devices = trainer.devices
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif isinstance(devices, str) and devices.strip().isdigit():
+        count = int(devices)
+    elif isinstance(devices, str) and "," in devices:
+        count = len([d for d in devices.split(",") if d.strip()])
+    else:
+        count = devices if isinstance(devices, int) and devices > 0 else 1
+    return count * trainer.num_nodes
+
+
+def check_sizes(cfg: Any, train_size: int, held_out_size: int, processes: int | None = None) -> None:
+    """The training split must fill one global batch (data.batch_size per process), and the held-out split
+    one batch, at whose N the held-out MI is measured; otherwise a run would train 0 steps or report no MI."""
+    batch, processes = cfg.data.batch_size, processes or world_size(cfg.trainer)
+    need = batch * processes
+    per = f" ({batch} per process x {processes} processes)" if processes > 1 else ""
+    _require(
+        train_size >= need,
+        f"data.batch_size={batch}: the training split holds {train_size} images, fewer than one batch of "
+        f"{need}{per}, so no step would train; lower data.batch_size (or use more data)",
+    )
+    _require(
+        held_out_size >= batch,
+        f"data.batch_size={batch}: the held-out split holds {held_out_size} images, fewer than one batch, so "
+        "the held-out MI (measured at N = data.batch_size) could not be estimated; lower data.batch_size "
+        "(or use more data)",
+    )

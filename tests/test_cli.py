@@ -28,6 +28,18 @@ CASES = [
     (["data.views.flip_p=1.5"], "data.views.flip_p=1.5: a probability must be in [0, 1]"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
+    (  # issue 12, case 6: 40 images, 20% held out: 32 to train on, fewer than one batch
+        ["data=synthetic", "trainer.max_epochs=2", "data.num_samples=40", "data.batch_size=64"],
+        "data.batch_size=64: the training split holds 32 images, fewer than one batch of 64, so no step would train",
+    ),
+    (
+        ["data=synthetic", "data.num_samples=100", "data.batch_size=32"],
+        "data.batch_size=32: the held-out split holds 20 images, fewer than one batch",
+    ),
+    (
+        ["data=synthetic", "data.num_samples=100", "data.batch_size=48", "trainer.devices=2"],
+        "the training split holds 80 images, fewer than one batch of 96 (48 per process x 2 processes)",
+    ),
     (
         ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
         "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",
@@ -56,3 +68,15 @@ def test_empty_image_folder_is_one_clear_line(tmp_path, monkeypatch, capsys):
         train.main()
     assert exit_info.value.code == 2
     assert f"expected class folders under {tmp_path / 'images' / 'train'}" in capsys.readouterr().err
+
+
+def test_small_data_set_fails_in_the_job_too(tmp_path):
+    """The same rule where a job is started without the command line (the compose API, a launcher)."""
+    from ssrl.errors import ConfigError
+    from ssrl.run.job import train as train_job
+    from tests.conftest import compose_config
+
+    cfg = compose_config("data.num_samples=40", "data.batch_size=64")
+    with pytest.raises(ConfigError, match="data.batch_size=64: the training split holds 32 images"):
+        train_job(cfg, tmp_path / "run", [])
+    assert not (tmp_path / "run" / "init_metrics.json").exists()

@@ -13,8 +13,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from ssrl.data.datasets import load_splits
 from ssrl.errors import ConfigError
-from ssrl.validate import validate
+from ssrl.validate import check_sizes, validate
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:
@@ -72,6 +73,7 @@ def _explain(exc: BaseException, config_name: str, overrides: list[str]) -> str:
 def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
     """Raise ConfigError with a one-line message if any variant of ``overrides`` cannot run."""
     overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    sizes: dict[str, tuple[int, int]] = {}  # data config -> (training split, held-out split), loaded once
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         for variant in _variants(overrides):
@@ -83,6 +85,11 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
                 validate(cfg)
             except OmegaConfBaseException as exc:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
+            key = OmegaConf.to_yaml(cfg.data)
+            if key not in sizes:
+                splits = load_splits(cfg.data)
+                sizes[key] = (len(splits.train), len(splits.test))
+            check_sizes(cfg, *sizes[key])
 
 
 def command_line_overrides(argv: list[str]) -> tuple[list[str], bool]:

@@ -22,7 +22,7 @@ from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
 from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, StopOnSignal, export_projector
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
-from ssrl.validate import validate
+from ssrl.validate import check_sizes, validate
 
 PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
@@ -173,6 +173,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
 
     stop = StopOnSignal(checkpoint)
     trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop])
+    check_sizes(cfg, len(data.splits.train), len(data.splits.test), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
     init = read_json(run_dir / INIT_METRICS) if resume_from else None
     if init is None and lead:
