@@ -23,6 +23,7 @@ from omegaconf import DictConfig, read_write
 from ssrl.config import register_schemas
 from ssrl.errors import ConfigError
 from ssrl.run.cli import check, command_line_overrides
+from ssrl.run.help import register_help_resolver
 from ssrl.run.job import train
 from ssrl.run.naming import register_resolvers
 from ssrl.run.summary import read_summary, write_summary
@@ -30,6 +31,7 @@ from ssrl.run.summary import read_summary, write_summary
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 register_schemas()
 register_resolvers()
+register_help_resolver(CONFIG_DIR)
 
 
 @contextmanager

@@ -80,3 +80,23 @@ def test_small_data_set_fails_in_the_job_too(tmp_path):
     with pytest.raises(ConfigError, match="data.batch_size=64: the training split holds 32 images"):
         train_job(cfg, tmp_path / "run", [])
     assert not (tmp_path / "run" / "init_metrics.json").exists()
+
+
+def test_help_says_what_ssrl_train_is_and_lists_the_groups_a_user_picks(tmp_path, monkeypatch, capsys):
+    """Issue 12, case 12: Hydra's help template, opened by what ssrl-train is and example commands."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code in (0, None)
+    text = capsys.readouterr().out
+    assert text.startswith("ssrl-train trains one self-supervised run")
+    assert "ssrl-train paradigm=sdmi estimator=jsd" in text and "ssrl-train -m paradigm=jmi,sdmi" in text
+    groups = text.split("== Choose one option per group (group=option) ==\n")[1].split("\n\n")[0].splitlines()
+    picked = [line.split("=")[0].strip() for line in groups]
+    axes = ["paradigm", "estimator", "marginal", "predictor", "backbone", "data", "optim", "trainer", "logger"]
+    assert picked[:9] == axes
+    assert {"+preset", "+experiment", "hydra/launcher"} <= set(picked)
+    assert "  paradigm=jmi|sdmi   (default: jmi)" in groups
+    assert "schema" not in text and "powered by Hydra" not in text
+    assert not (tmp_path / "outputs").exists()
