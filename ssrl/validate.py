@@ -24,6 +24,7 @@ CHOICES = {
     "data.name": tuple(LOADERS),
     "logger.name": ("tensorboard", "csv"),
     "on_nonfinite_loss": ("stop", "skip"),
+    "trainer.gradient_clip_algorithm": ("norm", "value"),
 }
 
 
@@ -84,8 +85,18 @@ def validate(cfg: Any) -> None:
         cfg.predictor.name == "none" or paradigm == "sdmi",
         f"predictor={cfg.predictor.name} sits on SDMI's online branch; with paradigm=jmi use predictor=none",
     )
+    t = cfg.trainer
+    accumulate = t.accumulate_grad_batches
+    _require(accumulate >= 1, f"trainer.accumulate_grad_batches={accumulate}: must be >= 1")
+    clip = t.gradient_clip_val
+    _require(clip is None or clip >= 0, f"trainer.gradient_clip_val={clip}: must be >= 0 (0 or null: no clipping)")
     if paradigm == "sdmi":
         p = cfg.paradigm
+        _require(
+            t.accumulate_grad_batches == 1,
+            f"trainer.accumulate_grad_batches={t.accumulate_grad_batches}: not supported with paradigm=sdmi, whose "
+            "E-step and M-step alternate on every batch; use paradigm=jmi, or a larger data.batch_size",
+        )
         _require(p.e_steps >= 1 and p.m_steps >= 1, "paradigm.e_steps and paradigm.m_steps must be >= 1")
         _require(0.0 <= p.ema_momentum < 1.0, f"paradigm.ema_momentum={p.ema_momentum}: must be in [0, 1)")
         _require(

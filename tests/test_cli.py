@@ -40,6 +40,14 @@ CASES = [
         ["data=synthetic", "data.num_samples=100", "data.batch_size=48", "trainer.devices=2"],
         "the training split holds 80 images, fewer than one batch of 96 (48 per process x 2 processes)",
     ),
+    (  # issue 12, case 9
+        ["paradigm=sdmi", "trainer.accumulate_grad_batches=2"],
+        "trainer.accumulate_grad_batches=2: not supported with paradigm=sdmi, whose E-step and M-step alternate",
+    ),
+    (
+        ["trainer.gradient_clip_algorithm=max"],
+        "trainer.gradient_clip_algorithm=max is not allowed; allowed: norm, value",
+    ),
     (
         ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
         "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",

@@ -30,6 +30,39 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
+def gradients_settled(trainer: pl.Trainer, batch_idx: int) -> bool:
+    """Whether no gradient is half-accumulated after this batch: with trainer.accumulate_grad_batches=k
+    Lightning steps after every k-th batch of an epoch and after its last; a checkpoint written in between
+    would lose the accumulated gradient (it is not part of any checkpoint)."""
+    k = trainer.accumulate_grad_batches
+    return k == 1 or (batch_idx + 1) % k == 0 or bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Writes the checkpoint every ``every_n_batches`` batches trained, counted by the paradigm
+    (``batches_trained``: every training batch, whether its update was applied, skipped as non-finite or
+    accumulated), not by Lightning's optimizer steps, which SDMI takes several of per batch, a skipped
+    update none of, and accumulation one per k batches. When a multiple of n falls inside an accumulation
+    window, the checkpoint waits for the window's last batch. ``saved`` lists the batch counts written."""
+
+    def __init__(self, checkpoint: Path, every_n_batches: int) -> None:
+        self.checkpoint, self.every = checkpoint, every_n_batches
+        self.due, self.saved = every_n_batches, []
+
+    def _next_due(self, done: int) -> int:
+        return (done // self.every + 1) * self.every
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self.due = self._next_due(pl_module.batches_trained)  # a resumed run goes on from its count
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        done = pl_module.batches_trained
+        if done >= self.due and gradients_settled(trainer, batch_idx) and not trainer.should_stop:
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
+            self.saved.append(done)
+            self.due = self._next_due(done)
+
+
 class StopOnSignal(pl.Callback):
     """SIGTERM or SIGUSR1 (a cluster's preemption notice): finish the current batch, write the
     checkpoint, stop training. ``signal`` then holds the signal's number; rerunning the same command
@@ -48,8 +81,8 @@ class StopOnSignal(pl.Callback):
             self._previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.signal is not None and not trainer.should_stop:
-            trainer.save_checkpoint(self.checkpoint)
+        if self.signal is not None and not trainer.should_stop and gradients_settled(trainer, batch_idx):
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
             trainer.should_stop = True
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from ssrl.data.module import SSLDataModule
@@ -20,12 +20,20 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, StopOnSignal, export_projector
+from ssrl.run.callbacks import (
+    AtomicCheckpointIO,
+    PeriodicCheckpoint,
+    RunningSummary,
+    StopOnSignal,
+    export_projector,
+)
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.validate import check_sizes, validate
 
 PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
+#: Fields SDMI applies itself, under manual optimization (Lightning refuses them there).
+MANUAL_FIELDS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 INIT_METRICS = "init_metrics.json"
 
@@ -48,27 +56,15 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
     return TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
 
 
-def optimizer_steps_per_batch(cfg: DictConfig) -> int:
-    """Lightning counts optimizer steps: SDMI takes e_steps (+ m_steps with a gradient target) per batch."""
-    p = cfg.paradigm
-    if p.name == "jmi":
-        return 1
-    return p.e_steps + (p.m_steps if p.target_update == "gradient" and not p.shared_weights else 0)
-
-
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in SPEED_FIELDS}
-    checkpoint = ModelCheckpoint(
-        dirpath=str(run_dir / CHECKPOINT.parent),
-        save_last=True,
-        save_top_k=0,
-        every_n_train_steps=cfg.checkpoint_every_n_steps * optimizer_steps_per_batch(cfg),
-        save_on_train_epoch_end=True,
-    )
+    skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
+    checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
     return pl.Trainer(
         **kwargs,
         logger=build_logger(cfg, run_dir),
         callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
+        enable_checkpointing=False,  # PeriodicCheckpoint writes checkpoints/last.ckpt, no other file
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
@@ -181,7 +177,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         write_json_atomic(run_dir / INIT_METRICS, init)
     if resume_from is None:
         trainer.validate(model, datamodule=data, verbose=False)  # the held-out metrics before training
-    trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    # weights_only=True: a checkpoint holds tensors, plain containers and strings only, no other type
+    trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     if stop.signal is not None:
         name = signal.Signals(stop.signal).name
         if lead:
@@ -196,7 +193,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
             )
         print(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
         sys.exit(128 + stop.signal)
-    trainer.save_checkpoint(checkpoint)  # the final weights, which ssrl-eval reads
+    trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
     if not model.history or model.history[-1]["step"] != model.batches_trained:
         trainer.validate(model, datamodule=data, verbose=False)
     if not lead:
