@@ -3,6 +3,7 @@ write summary.json. A finished run is not redone; a killed one continues from it
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import time
@@ -27,9 +28,12 @@ from ssrl.run.callbacks import (
     StopOnSignal,
     export_projector,
 )
+from ssrl.run.resume import check_resume
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
+from ssrl.run.summary_block import summary_block
 from ssrl.validate import check_sizes, validate
 
+log = logging.getLogger("ssrl")
 PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
 #: Fields SDMI applies itself, under manual optimization (Lightning refuses them there).
@@ -150,12 +154,16 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     and writes files; every process trains."""
     validate(cfg)
     device_defaults(cfg)
-    previous = read_summary(run_dir)
-    if cfg.resume and previous and previous.get("status") == "completed":
-        print(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
-        return previous
     checkpoint = run_dir / CHECKPOINT
+    previous = read_summary(run_dir) if cfg.resume else None
+    longer = check_resume(cfg, run_dir, checkpoint) if cfg.resume else []  # the same experiment, or refused
+    if previous and previous.get("status") == "completed" and not longer:
+        log.info(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
+        log.info(summary_block(previous, run_dir, cfg.logger.name))
+        return previous
     resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
+    if resume_from and longer:
+        log.info(f"ssrl: extending {run_dir}: " + ", ".join(f"{k}={OmegaConf.select(cfg, k)}" for k in longer))
     started = time.time() - ((previous or {}).get("wall_s", 0.0) if resume_from else 0.0)
 
     pl.seed_everything(cfg.seed, workers=True)
@@ -191,7 +199,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
                     "stopped": f"{name} after batch {model.batches_trained}; rerun to resume",
                 },
             )
-        print(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
+        if lead:
+            log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name))
+        log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
         sys.exit(128 + stop.signal)
     trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
     if not model.history or model.history[-1]["step"] != model.batches_trained:
@@ -201,4 +211,5 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
     log_final(trainer, cfg, model.to(device), data, summary)
     write_summary(run_dir, summary)
+    log.info(summary_block(summary, run_dir, cfg.logger.name))
     return summary
