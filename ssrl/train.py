@@ -23,6 +23,7 @@ from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
 from ssrl.errors import ConfigError, ResumeRefused
+from ssrl.run.callbacks import NotRequeued
 from ssrl.run.cli import check, command_line_overrides, single_run
 from ssrl.run.help import register_help_resolver
 from ssrl.run.job import CHECKPOINT, device_defaults, train
@@ -113,6 +114,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             },
         )
         print(f"ssrl-train: {run_dir.name} failed: {error}", file=sys.stderr)
+        if isinstance(exc, NotRequeued):
+            raise  # submitit records the job as ended, not requeued
         if hc.mode == RunMode.MULTIRUN:
             return None
         if isinstance(exc, ConfigError):

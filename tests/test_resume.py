@@ -4,10 +4,12 @@ command runs again, and ends with the summary an uninterrupted run with the same
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,21 +20,34 @@ ARGS = [*TINY, "trainer.limit_train_batches=4", "trainer.max_epochs=3", "checkpo
 SAME = ("probe_acc", "knn_acc", "mi", "effective_rank", "embedding_std", "steps", "epochs", "history", "collapsed")
 
 
-def summary_of(cwd):
-    paths = list((cwd / "outputs" / "runs").glob("*/summary.json"))
+def summary_of(cwd, folder="outputs/runs/*"):
+    paths = list(cwd.glob(f"{folder}/summary.json"))
     return json.loads(paths[0].read_text()) if paths else {}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """paradigm -> the summary of an uninterrupted run with ARGS (each run once per module)."""
+    runs: dict[str, dict] = {}
+
+    def summary(paradigm: str) -> dict:
+        if paradigm not in runs:
+            cwd = tmp_path_factory.mktemp(f"reference_{paradigm}")
+            ssrl_train(f"paradigm={paradigm}", *ARGS, cwd=cwd)
+            runs[paradigm] = summary_of(cwd)
+        return runs[paradigm]
+
+    return summary
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("paradigm", "sig"), [("jmi", signal.SIGKILL), ("sdmi", signal.SIGKILL), ("sdmi", signal.SIGTERM)]
 )
-def test_interrupted_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
+def test_interrupted_run_resumes_to_the_same_summary(tmp_path, uninterrupted, paradigm, sig):
     args = [f"paradigm={paradigm}", *ARGS]
-    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    reference.mkdir()
+    interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
-    ssrl_train(*args, cwd=reference)
 
     process = subprocess.Popen(
         [sys.executable, "-m", "ssrl.train", *args],
@@ -62,10 +77,77 @@ def test_interrupted_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
 
     again = ssrl_train(*args, cwd=interrupted)  # the same command again
     assert "weights_only" not in again.stdout + again.stderr  # loaded with weights_only=True, no warning
-    resumed, uninterrupted = summary_of(interrupted), summary_of(reference)
+    resumed, reference = summary_of(interrupted), uninterrupted(paradigm)
     assert resumed["status"] == "completed"
     for key in SAME:
-        assert resumed[key] == uninterrupted[key], key
+        assert resumed[key] == reference[key], key
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the job's process in /proc")
+def test_time_limit_under_submitit_checkpoints_requeues_and_resumes(tmp_path, uninterrupted):
+    """Issue 12, case 4: submitit's own protocol, through Hydra's submitit launcher (its local executor
+    stands in for SLURM: same signal handler, same checkpoint-and-requeue). The job gets SIGUSR2, as
+    SLURM sends it signal_delay_s before the time limit: ssrl writes its checkpoint after the current
+    batch, submitit requeues the job, and the requeued job resumes to the summary of an uninterrupted run."""
+    args = ["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "paradigm=sdmi", *ARGS]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ssrl.train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("outputs/multirun/*/*/checkpoints/last.ckpt")):
+        assert process.poll() is None and time.time() < deadline, "the job ended before its first checkpoint"
+        time.sleep(0.05)
+    (job_folder,) = [p for p in tmp_path.glob("outputs/multirun/*/.submitit/*") if p.name.isdigit()]
+    (task,) = _children(int(job_folder.name))  # the job id of submitit's local executor is its controller's pid
+    os.kill(task, signal.SIGUSR2)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+
+    run = "outputs/multirun/*/*"
+    log = (job_folder / f"{job_folder.name}_0_log.out").read_text()
+    assert "Caught signal SIGUSR2" in log and "Requeued job" in log and "Job completed successfully" in log
+    train_log = next(tmp_path.glob(f"{run}/train.log")).read_text()
+    stopped_after = int(train_log.split("stopped: SIGUSR2 after batch ")[1].split(";")[0])
+    assert 2 <= stopped_after < 12  # stopped mid-run, then resumed
+    resumed, reference = summary_of(tmp_path, run), uninterrupted("sdmi")
+    assert resumed["status"] == "completed" and resumed["steps"] == 12
+    for key in SAME:
+        assert resumed[key] == reference[key], key
+
+
+def test_a_launcher_that_will_not_requeue_is_reported():
+    """submitit's handler raises when the job timed out more than max_num_timeout times: the run says so,
+    and that its checkpoint is written."""
+    from ssrl.run.callbacks import NotRequeued, StopOnSignal
+
+    def submitit_gives_up(signum, frame):
+        raise RuntimeError("Job not requeued because: timed-out too many times.")
+
+    stop = StopOnSignal(Path("R/checkpoints/last.ckpt"))
+    stop.launcher_handlers[signal.SIGUSR2] = submitit_gives_up
+    stop.signal = signal.SIGUSR2
+    with pytest.raises(NotRequeued, match="timed-out too many times.; the checkpoint R/checkpoints/last.ckpt is"):
+        stop.hand_over()
+    stop.signal = signal.SIGTERM  # no launcher handler of its own: ssrl exits 128 + 15 itself
+    stop.launcher_handlers[signal.SIGTERM] = signal.SIG_DFL
+    stop.hand_over()
 
 
 # ------------------------------------------------------------------ issue 12: the same experiment, or refused

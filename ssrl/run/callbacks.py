@@ -63,22 +63,43 @@ class PeriodicCheckpoint(pl.Callback):
             self.due = self._next_due(done)
 
 
-class StopOnSignal(pl.Callback):
-    """SIGTERM or SIGUSR1 (a cluster's preemption notice): finish the current batch, write the
-    checkpoint, stop training. ``signal`` then holds the signal's number; rerunning the same command
-    resumes from that checkpoint."""
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """SIGTERM, SIGUSR1, SIGUSR2, and the signal submitit is told to expect (SUBMITIT_PREEMPT_SIGNAL,
+    USR2 by default in submitit 1.5: SLURM sends it signal_delay_s before the time limit)."""
+    signals = [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2]
+    extra = getattr(signal, f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}", None)
+    if isinstance(extra, signal.Signals) and extra not in signals:
+        signals.append(extra)
+    return tuple(signals)
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+class NotRequeued(RuntimeError):
+    """The launcher's handler of a stop signal would not requeue the job (submitit: timed out more than
+    max_num_timeout times); the checkpoint is written, so a rerun resumes."""
+
+
+class StopOnSignal(pl.Callback):
+    """A stop signal (``stop_signals``: a cluster's time-limit or preemption notice, or SIGTERM): finish the
+    current batch (and its accumulation window), write the checkpoint, stop training. ``signal`` then
+    holds the signal's number, and ``hand_over`` passes it on to whoever launched the job.
+
+    submitit's protocol: submitit installs its own handler of the preemption signal (USR2) when the job
+    starts; on it, it checkpoints its launcher's call, requeues the job and exits. ssrl takes the signal
+    over during training, so that the run's checkpoint is written first, then calls submitit's handler
+    (``hand_over``), which requeues the job; the requeued job runs the same command and resumes."""
 
     def __init__(self, checkpoint: Path) -> None:
         self.checkpoint, self.signal, self._previous = checkpoint, None, {}
+        main = threading.current_thread() is threading.main_thread()
+        # the handlers of whoever launched the job (submitit), before Lightning installs its own in fit
+        self.launcher_handlers = {s: signal.getsignal(s) for s in stop_signals()} if main else {}
 
     def _note(self, signum: int, frame: Any) -> None:
         self.signal = signum
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handlers
-            self._previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+            self._previous = {s: signal.signal(s, self._note) for s in stop_signals()}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.signal is not None and not trainer.should_stop and gradients_settled(trainer, batch_idx):
@@ -89,6 +110,17 @@ class StopOnSignal(pl.Callback):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous = {}
+
+    def hand_over(self) -> None:
+        """Call the launcher's handler of the signal received, if it installed one (submitit requeues the
+        job and exits here); return when there is none, or when it returns (a rank > 0, a bypassed one)."""
+        handler = self.launcher_handlers.get(self.signal)
+        if self.signal is None or not callable(handler) or handler is signal.default_int_handler:
+            return
+        try:
+            handler(self.signal, None)
+        except Exception as exc:  # submitit: "Job not requeued because: timed-out too many times."
+            raise NotRequeued(f"{exc}; the checkpoint {self.checkpoint} is written: rerun to resume") from exc
 
 
 class RunningSummary(pl.Callback):

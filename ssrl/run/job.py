@@ -12,6 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
@@ -69,7 +70,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) 
         logger=build_logger(cfg, run_dir),
         callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
         enable_checkpointing=False,  # PeriodicCheckpoint writes checkpoints/last.ckpt, no other file
-        plugins=[AtomicCheckpointIO()],
+        # under SLURM, ssrl's StopOnSignal and submitit handle the time limit, not Lightning's auto-requeue
+        plugins=[AtomicCheckpointIO(), *([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])],
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
     )
@@ -202,6 +204,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         if lead:
             log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name))
         log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
+        stop.hand_over()  # under submitit: its handler requeues the job and exits
         sys.exit(128 + stop.signal)
     trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
     if not model.history or model.history[-1]["step"] != model.batches_trained:
