@@ -161,7 +161,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     longer = check_resume(cfg, run_dir, checkpoint) if cfg.resume else []  # the same experiment, or refused
     if previous and previous.get("status") == "completed" and not longer:
         log.info(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
-        log.info(summary_block(previous, run_dir, cfg.logger.name))
+        logger = (previous.get("config") or {}).get("logger", {}).get("name", cfg.logger.name)  # the run's own
+        log.info(summary_block(previous, run_dir, logger))
         return previous
     resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
     if resume_from and longer:
@@ -201,9 +202,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
                     "stopped": f"{name} after batch {model.batches_trained}; rerun to resume",
                 },
             )
+        log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
         if lead:
             log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name))
-        log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
         stop.hand_over()  # under submitit: its handler requeues the job and exits
         sys.exit(128 + stop.signal)
     trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
