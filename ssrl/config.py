@@ -189,6 +189,9 @@ class TrainerConfig:
     bf16 autocast and channels_last on a CUDA GPU, float32 and the default layout on the CPU.
     max_steps counts optimizer steps, as Lightning does: SDMI with a gradient target takes
     e_steps + m_steps of them per batch.
+    accumulate_grad_batches: JMI only (SDMI alternates an E-step and an M-step on every batch).
+    gradient_clip_val / gradient_clip_algorithm ("norm" or "value"): JMI through Lightning; SDMI clips
+    the gradient of each of its updates, E-step and M-step alike (``SDMI._update``).
     """
 
     accelerator: str = "auto"
@@ -204,6 +207,9 @@ class TrainerConfig:
     log_every_n_steps: int = 5
     deterministic: bool = False
     sync_batchnorm: bool = False
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str = "norm"
     enable_progress_bar: bool = True
     channels_last: bool | None = None
     compile: bool = False

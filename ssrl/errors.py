@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A config value or a data folder that ssrl cannot run with; the message is shown as is."""
+
+
+class ResumeRefused(ConfigError):
+    """A run folder holds a run trained with another config: it is left as it was."""

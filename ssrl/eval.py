@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -30,7 +31,13 @@ def load_checkpoint(path: Path) -> tuple[MIParadigm, SSLDataModule, Path]:
     checkpoint_path = path / CHECKPOINT if path.is_dir() else path
     if not checkpoint_path.is_file():
         raise ConfigError(f"{path}: no checkpoint there (expected a run folder with {CHECKPOINT} or a .ckpt file)")
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    try:  # tensors, plain containers and strings only: nothing in a checkpoint runs code when it loads
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{checkpoint_path}: not a checkpoint ssrl can load safely (weights_only=True: {first})"
+        ) from exc
     if "ssrl" not in checkpoint:
         raise ConfigError(f"{checkpoint_path}: not an ssrl checkpoint (it holds no ssrl config)")
     cfg = OmegaConf.create(checkpoint["ssrl"]["config"])

@@ -6,6 +6,7 @@ ssrl-train -m paradigm=jmi,sdmi estimator=cos_dv,infonce,jsd
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -21,15 +22,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
-from ssrl.errors import ConfigError
-from ssrl.run.cli import check, command_line_overrides
-from ssrl.run.job import train
+from ssrl.errors import ConfigError, ResumeRefused
+from ssrl.run.callbacks import NotRequeued
+from ssrl.run.cli import check, command_line_overrides, single_run
+from ssrl.run.help import register_help_resolver
+from ssrl.run.job import CHECKPOINT, device_defaults, train
 from ssrl.run.naming import register_resolvers
+from ssrl.run.resume import check_resume, restore_hydra_record
 from ssrl.run.summary import read_summary, write_summary
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 register_schemas()
 register_resolvers()
+register_help_resolver(CONFIG_DIR)
 
 
 @contextmanager
@@ -64,15 +69,36 @@ def one_process_group() -> Iterator[None]:
         os.environ.update(environment)
 
 
+def one_log() -> None:
+    """Lightning's messages and Python warnings go where Hydra sends the run's log: the console and
+    <run>/train.log. (Lightning gives its loggers a handler of their own when it is imported before
+    Hydra configures logging, and stops them from propagating.)"""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.captureWarnings(True)
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """Hydra's task function. A failing job leaves a summary with status "failed" and its error; in a
-    multirun the other jobs go on, in a single run the exit status is non-zero."""
+    multirun the other jobs go on, in a single run the exit status is non-zero. A job refused because its
+    folder holds another experiment leaves that folder as it was."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+    one_log()
     try:
         with this_job_command_line(hc, run_dir), one_process_group():
             return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN)
+    except ResumeRefused as exc:
+        restore_hydra_record(run_dir, run_dir / CHECKPOINT, hc.output_subdir)  # Hydra rewrote it for this job
+        print(f"ssrl-train: error: {exc}", file=sys.stderr)
+        if hc.mode == RunMode.MULTIRUN:
+            return None
+        sys.exit(2)
     except Exception as exc:
         error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         previous = read_summary(run_dir) or {}
@@ -88,6 +114,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             },
         )
         print(f"ssrl-train: {run_dir.name} failed: {error}", file=sys.stderr)
+        if isinstance(exc, NotRequeued):
+            raise  # submitit records the job as ended, not requeued
         if hc.mode == RunMode.MULTIRUN:
             return None
         if isinstance(exc, ConfigError):
@@ -104,6 +132,11 @@ def main() -> None:
     if runs:
         try:
             check(CONFIG_DIR, "train", overrides)
+            one = single_run(CONFIG_DIR, "train", overrides, multirun="-m" in sys.argv or "--multirun" in sys.argv)
+            if one is not None and one[0].resume:  # before Hydra writes .hydra/ into the run folder
+                cfg, run_dir = one
+                device_defaults(cfg)
+                check_resume(cfg, run_dir, run_dir / CHECKPOINT)
         except ConfigError as exc:
             print(f"ssrl-train: error: {exc}", file=sys.stderr)
             sys.exit(2)

@@ -24,6 +24,7 @@ CHOICES = {
     "data.name": tuple(LOADERS),
     "logger.name": ("tensorboard", "csv"),
     "on_nonfinite_loss": ("stop", "skip"),
+    "trainer.gradient_clip_algorithm": ("norm", "value"),
 }
 
 
@@ -85,8 +86,18 @@ def validate(cfg: Any) -> None:
         cfg.predictor.name == "none" or paradigm == "sdmi",
         f"predictor={cfg.predictor.name} sits on SDMI's online branch; with paradigm=jmi use predictor=none",
     )
+    t = cfg.trainer
+    accumulate = t.accumulate_grad_batches
+    _require(accumulate >= 1, f"trainer.accumulate_grad_batches={accumulate}: must be >= 1")
+    clip = t.gradient_clip_val
+    _require(clip is None or clip >= 0, f"trainer.gradient_clip_val={clip}: must be >= 0 (0 or null: no clipping)")
     if paradigm == "sdmi":
         p = cfg.paradigm
+        _require(
+            t.accumulate_grad_batches == 1,
+            f"trainer.accumulate_grad_batches={t.accumulate_grad_batches}: not supported with paradigm=sdmi, whose "
+            "E-step and M-step alternate on every batch; use paradigm=jmi, or a larger data.batch_size",
+        )
         _require(p.e_steps >= 1 and p.m_steps >= 1, "paradigm.e_steps and paradigm.m_steps must be >= 1")
         _require(0.0 <= p.ema_momentum < 1.0, f"paradigm.ema_momentum={p.ema_momentum}: must be in [0, 1)")
         _require(
@@ -119,3 +130,37 @@ def validate(cfg: Any) -> None:
         if f in cfg.data:
             _require(0 < cfg.data[f] < 1, f"data.{f}={cfg.data[f]}: must be in (0, 1)")
     check_available(cfg.data)
+
+
+def world_size(trainer: Any) -> int:
+    """Processes that share a global batch: trainer.devices (a count or a list) x trainer.num_nodes;
+    1 for devices="auto" or -1, which only the Trainer resolves."""
+    devices = trainer.devices
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif isinstance(devices, str) and devices.strip().isdigit():
+        count = int(devices)
+    elif isinstance(devices, str) and "," in devices:
+        count = len([d for d in devices.split(",") if d.strip()])
+    else:
+        count = devices if isinstance(devices, int) and devices > 0 else 1
+    return count * trainer.num_nodes
+
+
+def check_sizes(cfg: Any, train_size: int, held_out_size: int, processes: int | None = None) -> None:
+    """The training split must fill one global batch (data.batch_size per process), and the val split
+    one batch, at whose N the held-out MI is measured; otherwise a run would train 0 steps or report no MI."""
+    batch, processes = cfg.data.batch_size, processes or world_size(cfg.trainer)
+    need = batch * processes
+    per = f" ({batch} per process x {processes} processes)" if processes > 1 else ""
+    _require(
+        train_size >= need,
+        f"data.batch_size={batch}: the training split holds {train_size} images, fewer than one batch of "
+        f"{need}{per}, so no step would train; lower data.batch_size (or use more data)",
+    )
+    _require(
+        held_out_size >= batch,
+        f"data.batch_size={batch}: the val split holds {held_out_size} images, fewer than one batch, so "
+        "the held-out MI (measured at N = data.batch_size) could not be estimated; lower data.batch_size "
+        "(or use more data)",
+    )

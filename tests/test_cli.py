@@ -28,6 +28,26 @@ CASES = [
     (["data.views.flip_p=1.5"], "data.views.flip_p=1.5: a probability must be in [0, 1]"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
+    (  # issue 12, case 6: 40 images, 20% held out: 32 to train on, fewer than one batch
+        ["data=synthetic", "trainer.max_epochs=2", "data.num_samples=40", "data.batch_size=64"],
+        "data.batch_size=64: the training split holds 32 images, fewer than one batch of 64, so no step would train",
+    ),
+    (
+        ["data=synthetic", "data.num_samples=100", "data.batch_size=32"],
+        "data.batch_size=32: the held-out split holds 20 images, fewer than one batch",
+    ),
+    (
+        ["data=synthetic", "data.num_samples=100", "data.batch_size=48", "trainer.devices=2"],
+        "the training split holds 80 images, fewer than one batch of 96 (48 per process x 2 processes)",
+    ),
+    (  # issue 12, case 9
+        ["paradigm=sdmi", "trainer.accumulate_grad_batches=2"],
+        "trainer.accumulate_grad_batches=2: not supported with paradigm=sdmi, whose E-step and M-step alternate",
+    ),
+    (
+        ["trainer.gradient_clip_algorithm=max"],
+        "trainer.gradient_clip_algorithm=max is not allowed; allowed: norm, value",
+    ),
     (
         ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
         "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",
@@ -56,3 +76,35 @@ def test_empty_image_folder_is_one_clear_line(tmp_path, monkeypatch, capsys):
         train.main()
     assert exit_info.value.code == 2
     assert f"expected class folders under {tmp_path / 'images' / 'train'}" in capsys.readouterr().err
+
+
+def test_small_data_set_fails_in_the_job_too(tmp_path):
+    """The same rule where a job is started without the command line (the compose API, a launcher)."""
+    from ssrl.errors import ConfigError
+    from ssrl.run.job import train as train_job
+    from tests.conftest import compose_config
+
+    cfg = compose_config("data.num_samples=40", "data.batch_size=64")
+    with pytest.raises(ConfigError, match="data.batch_size=64: the training split holds 32 images"):
+        train_job(cfg, tmp_path / "run", [])
+    assert not (tmp_path / "run" / "init_metrics.json").exists()
+
+
+def test_help_says_what_ssrl_train_is_and_lists_the_groups_a_user_picks(tmp_path, monkeypatch, capsys):
+    """Issue 12, case 12: Hydra's help template, opened by what ssrl-train is and example commands."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code in (0, None)
+    text = capsys.readouterr().out
+    assert text.startswith("ssrl-train trains one self-supervised run")
+    assert "ssrl-train paradigm=sdmi estimator=jsd" in text and "ssrl-train -m paradigm=jmi,sdmi" in text
+    groups = text.split("== Choose one option per group (group=option) ==\n")[1].split("\n\n")[0].splitlines()
+    picked = [line.split("=")[0].strip() for line in groups]
+    axes = ["paradigm", "estimator", "marginal", "predictor", "backbone", "data", "optim", "trainer", "logger"]
+    assert picked[:9] == axes
+    assert {"+preset", "+experiment", "hydra/launcher"} <= set(picked)
+    assert "  paradigm=jmi|sdmi   (default: jmi)" in groups
+    assert "schema" not in text and "powered by Hydra" not in text
+    assert not (tmp_path / "outputs").exists()

@@ -132,12 +132,18 @@ class SDMI(MIParadigm):
     def _update(self, optimizer: Any, loss: Tensor) -> None:
         """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's
         parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI
-        runs several, each reaching one block."""
+        runs several, each reaching one block. trainer.gradient_clip_val clips this update's gradient
+        (of this optimizer's parameters) after the averaging."""
         optimizer.zero_grad()
         model = self.trainer.strategy.model
         with model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext():
             self.manual_backward(loss)
         average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])
+        clip = self.cfg.trainer.gradient_clip_val
+        if clip:  # trainer.gradient_clip_val, applied by SDMI itself: Lightning does not under manual optimization
+            self.clip_gradients(
+                optimizer, gradient_clip_val=clip, gradient_clip_algorithm=self.cfg.trainer.gradient_clip_algorithm
+            )
         optimizer.step()
 
     def configure_optimizers(self) -> list[dict]:

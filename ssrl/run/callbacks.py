@@ -30,32 +30,97 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-class StopOnSignal(pl.Callback):
-    """SIGTERM or SIGUSR1 (a cluster's preemption notice): finish the current batch, write the
-    checkpoint, stop training. ``signal`` then holds the signal's number; rerunning the same command
-    resumes from that checkpoint."""
+def gradients_settled(trainer: pl.Trainer, batch_idx: int) -> bool:
+    """Whether no gradient is half-accumulated after this batch: with trainer.accumulate_grad_batches=k
+    Lightning steps after every k-th batch of an epoch and after its last; a checkpoint written in between
+    would lose the accumulated gradient (it is not part of any checkpoint)."""
+    k = trainer.accumulate_grad_batches
+    return k == 1 or (batch_idx + 1) % k == 0 or bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+class PeriodicCheckpoint(pl.Callback):
+    """Writes the checkpoint every ``every_n_batches`` batches trained, counted by the paradigm
+    (``batches_trained``: every training batch, whether its update was applied, skipped as non-finite or
+    accumulated), not by Lightning's optimizer steps, which SDMI takes several of per batch, a skipped
+    update none of, and accumulation one per k batches. When a multiple of n falls inside an accumulation
+    window, the checkpoint waits for the window's last batch. ``saved`` lists the batch counts written."""
+
+    def __init__(self, checkpoint: Path, every_n_batches: int) -> None:
+        self.checkpoint, self.every = checkpoint, every_n_batches
+        self.due, self.saved = every_n_batches, []
+
+    def _next_due(self, done: int) -> int:
+        return (done // self.every + 1) * self.every
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self.due = self._next_due(pl_module.batches_trained)  # a resumed run goes on from its count
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        done = pl_module.batches_trained
+        if done >= self.due and gradients_settled(trainer, batch_idx) and not trainer.should_stop:
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
+            self.saved.append(done)
+            self.due = self._next_due(done)
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """SIGTERM, SIGUSR1, SIGUSR2, and the signal submitit is told to expect (SUBMITIT_PREEMPT_SIGNAL,
+    USR2 by default in submitit 1.5: SLURM sends it signal_delay_s before the time limit)."""
+    signals = [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2]
+    extra = getattr(signal, f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}", None)
+    if isinstance(extra, signal.Signals) and extra not in signals:
+        signals.append(extra)
+    return tuple(signals)
+
+
+class NotRequeued(RuntimeError):
+    """The launcher's handler of a stop signal would not requeue the job (submitit: timed out more than
+    max_num_timeout times); the checkpoint is written, so a rerun resumes."""
+
+
+class StopOnSignal(pl.Callback):
+    """A stop signal (``stop_signals``: a cluster's time-limit or preemption notice, or SIGTERM): finish the
+    current batch (and its accumulation window), write the checkpoint, stop training. ``signal`` then
+    holds the signal's number, and ``hand_over`` passes it on to whoever launched the job.
+
+    submitit's protocol: submitit installs its own handler of the preemption signal (USR2) when the job
+    starts; on it, it checkpoints its launcher's call, requeues the job and exits. ssrl takes the signal
+    over during training, so that the run's checkpoint is written first, then calls submitit's handler
+    (``hand_over``), which requeues the job; the requeued job runs the same command and resumes."""
 
     def __init__(self, checkpoint: Path) -> None:
         self.checkpoint, self.signal, self._previous = checkpoint, None, {}
+        main = threading.current_thread() is threading.main_thread()
+        # the handlers of whoever launched the job (submitit), before Lightning installs its own in fit
+        self.launcher_handlers = {s: signal.getsignal(s) for s in stop_signals()} if main else {}
 
     def _note(self, signum: int, frame: Any) -> None:
         self.signal = signum
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         if threading.current_thread() is threading.main_thread():  # after Lightning's own handlers
-            self._previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+            self._previous = {s: signal.signal(s, self._note) for s in stop_signals()}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.signal is not None and not trainer.should_stop:
-            trainer.save_checkpoint(self.checkpoint)
+        if self.signal is not None and not trainer.should_stop and gradients_settled(trainer, batch_idx):
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
             trainer.should_stop = True
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous = {}
+
+    def hand_over(self) -> None:
+        """Call the launcher's handler of the signal received, if it installed one (submitit requeues the
+        job and exits here); return when there is none, or when it returns (a rank > 0, a bypassed one)."""
+        handler = self.launcher_handlers.get(self.signal)
+        if self.signal is None or not callable(handler) or handler is signal.default_int_handler:
+            return
+        try:
+            handler(self.signal, None)
+        except Exception as exc:  # submitit: "Job not requeued because: timed-out too many times."
+            raise NotRequeued(f"{exc}; the checkpoint {self.checkpoint} is written: rerun to resume") from exc
 
 
 class RunningSummary(pl.Callback):

@@ -3,6 +3,7 @@ validated, and a failure becomes one line that names the field and the allowed v
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -10,11 +11,13 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from omegaconf import OmegaConf
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from ssrl.data.datasets import load_splits
 from ssrl.errors import ConfigError
-from ssrl.validate import validate
+from ssrl.validate import check_sizes, validate
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:
@@ -72,6 +75,7 @@ def _explain(exc: BaseException, config_name: str, overrides: list[str]) -> str:
 def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
     """Raise ConfigError with a one-line message if any variant of ``overrides`` cannot run."""
     overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    sizes: dict[str, tuple[int, int]] = {}  # data config -> (training split, held-out split), loaded once
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         for variant in _variants(overrides):
@@ -83,6 +87,11 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
                 validate(cfg)
             except OmegaConfBaseException as exc:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
+            key = OmegaConf.to_yaml(cfg.data)
+            if key not in sizes:
+                splits = load_splits(cfg.data)
+                sizes[key] = (len(splits.train), len(splits.test))
+            check_sizes(cfg, *sizes[key])
 
 
 def command_line_overrides(argv: list[str]) -> tuple[list[str], bool]:
@@ -90,3 +99,16 @@ def command_line_overrides(argv: list[str]) -> tuple[list[str], bool]:
     args = get_args_parser().parse_args(argv)
     informational = args.help or args.hydra_help or args.cfg or args.info or args.shell_completion
     return list(args.overrides), not informational
+
+
+def single_run(config_dir: str, config_name: str, overrides: list[str], multirun: bool) -> tuple[Any, Path] | None:
+    """(config, run folder) of a command line that runs one job, None for a multirun."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg: Any = compose(config_name, overrides=overrides, return_hydra_config=True)
+    if multirun or cfg.hydra.mode == RunMode.MULTIRUN:
+        return None
+    run_dir = Path(str(cfg.hydra.run.dir))
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, run_dir

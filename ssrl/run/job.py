@@ -3,6 +3,7 @@ write summary.json. A finished run is not redone; a killed one continues from it
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import time
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from ssrl.data.module import SSLDataModule
@@ -20,13 +22,24 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run.callbacks import AtomicCheckpointIO, RunningSummary, StopOnSignal, export_projector
+from ssrl.run.callbacks import (
+    AtomicCheckpointIO,
+    PeriodicCheckpoint,
+    RunningSummary,
+    StopOnSignal,
+    export_projector,
+)
+from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
-from ssrl.validate import validate
+from ssrl.run.summary_block import summary_block
+from ssrl.validate import check_sizes, validate
 
+log = logging.getLogger("ssrl")
 PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
+#: Fields SDMI applies itself, under manual optimization (Lightning refuses them there).
+MANUAL_FIELDS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 INIT_METRICS = "init_metrics.json"
 
@@ -49,28 +62,17 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
     return TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
 
 
-def optimizer_steps_per_batch(cfg: DictConfig) -> int:
-    """Lightning counts optimizer steps: SDMI takes e_steps (+ m_steps with a gradient target) per batch."""
-    p = cfg.paradigm
-    if p.name == "jmi":
-        return 1
-    return p.e_steps + (p.m_steps if p.target_update == "gradient" and not p.shared_weights else 0)
-
-
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in SPEED_FIELDS}
-    checkpoint = ModelCheckpoint(
-        dirpath=str(run_dir / CHECKPOINT.parent),
-        save_last=True,
-        save_top_k=0,
-        every_n_train_steps=cfg.checkpoint_every_n_steps * optimizer_steps_per_batch(cfg),
-        save_on_train_epoch_end=True,
-    )
+    skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
+    checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
     return pl.Trainer(
         **kwargs,
         logger=build_logger(cfg, run_dir),
         callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
-        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False,  # PeriodicCheckpoint writes checkpoints/last.ckpt, no other file
+        # under SLURM, ssrl's StopOnSignal and submitit handle the time limit, not Lightning's auto-requeue
+        plugins=[AtomicCheckpointIO(), *([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])],
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
     )
@@ -169,21 +171,26 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
     folder's completed run when it is the same run (ssrl.run.same_run)."""
     validate(cfg)
     device_defaults(cfg)
-    previous = read_summary(run_dir)
-    if cfg.resume and previous and previous.get("status") == "completed":
-        print(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
+    checkpoint = run_dir / CHECKPOINT
+    previous = read_summary(run_dir) if cfg.resume else None
+    longer = check_resume(cfg, run_dir, checkpoint) if cfg.resume else []  # the same experiment, or refused
+    if previous and previous.get("status") == "completed" and not longer:
+        log.info(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
+        logger = (previous.get("config") or {}).get("logger", {}).get("name", cfg.logger.name)  # the run's own
+        log.info(summary_block(previous, run_dir, logger))
         return previous
+    resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
+    if resume_from and longer:
+        log.info(f"ssrl: extending {run_dir}: " + ", ".join(f"{k}={OmegaConf.select(cfg, k)}" for k in longer))
+    started = time.time() - ((previous or {}).get("wall_s", 0.0) if resume_from else 0.0)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     base = {"overrides": overrides, "run_dir": str(run_dir), "paradigm": cfg.paradigm.name, "config": config}
-    same = find_same_run(run_dir, config) if in_sweep and cfg.resume else None
+    same = find_same_run(run_dir, config) if in_sweep and cfg.resume and resume_from is None else None
     if same is not None:
         summary = reuse(*same, base)
         write_summary(run_dir, summary)
-        print(f"ssrl: {run_dir.name} is the same run as {same[0].name} (ssrl/run/same_run.py); not trained again")
+        log.info(f"ssrl: {run_dir.name} is the same run as {same[0].name} (ssrl/run/same_run.py); not trained again")
         return summary
-    checkpoint = run_dir / CHECKPOINT
-    resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
-    started = time.time() - ((previous or {}).get("wall_s", 0.0) if resume_from else 0.0)
 
     pl.seed_everything(cfg.seed, workers=True)
     data = SSLDataModule(cfg.data, cfg.seed)
@@ -194,6 +201,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
 
     stop = StopOnSignal(checkpoint)
     trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop])
+    check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
     init = read_json(run_dir / INIT_METRICS) if resume_from else None
     if init is None and lead:
@@ -201,7 +209,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
         write_json_atomic(run_dir / INIT_METRICS, init)
     if resume_from is None:
         trainer.validate(model, datamodule=data, verbose=False)  # the held-out metrics before training
-    trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    # weights_only=True: a checkpoint holds tensors, plain containers and strings only, no other type
+    trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     if stop.signal is not None:
         name = signal.Signals(stop.signal).name
         if lead:
@@ -214,9 +223,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
                     "stopped": f"{name} after batch {model.batches_trained}; rerun to resume",
                 },
             )
-        print(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
+        log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
+        if lead:
+            log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name))
+        stop.hand_over()  # under submitit: its handler requeues the job and exits
         sys.exit(128 + stop.signal)
-    trainer.save_checkpoint(checkpoint)  # the final weights, which ssrl-eval reads
+    trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
     if not model.history or model.history[-1]["step"] != model.batches_trained:
         trainer.validate(model, datamodule=data, verbose=False)
     if not lead:
@@ -224,4 +236,5 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
     summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
     log_final(trainer, cfg, model.to(device), data, summary)
     write_summary(run_dir, summary)
+    log.info(summary_block(summary, run_dir, cfg.logger.name))
     return summary

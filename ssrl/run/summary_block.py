@@ -1,0 +1,61 @@
+"""The block a run ends with: what it found (status, probes, kNN, MI at the start and the end, collapse,
+wall time) and where its files are. Logged through the ``ssrl`` logger, so train.log holds it too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssrl.run.summary import SUMMARY
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
+
+
+def _mi(summary: dict[str, Any]) -> str:
+    start, end = summary.get("mi_init") or {}, summary.get("mi") or {}
+    names = list(end) or list(start)
+    if not names:
+        return "n/a"
+    return ", ".join(f"{k} {_number(start.get(k), 2)} -> {_number(end.get(k), 2)}" for k in names)
+
+
+def _collapsed(summary: dict[str, Any]) -> str:
+    if "collapsed" not in summary:
+        return "n/a"
+    std, rank = _number(summary.get("embedding_std"), 4), _number(summary.get("effective_rank"), 1)
+    how = f"embedding std {std}, effective rank {rank}"
+    return f"{'yes' if summary['collapsed'] else 'no'} ({how})"
+
+
+def summary_block(summary: dict[str, Any], run_dir: Path, logger: str = "tensorboard") -> str:
+    """Lines of the end-of-run block for a summary (completed or stopped) of the run in ``run_dir``."""
+    run_dir = Path(run_dir).resolve()
+    status = summary.get("status", "?")
+    if summary.get("stopped"):
+        status = f"stopped: {summary['stopped']}"
+    rows = [("status", status)]
+    if status == "completed":
+        probe, probe_init = _number(summary.get("probe_acc")), _number(summary.get("probe_acc_init"))
+        knn, knn_init = _number(summary.get("knn_acc")), _number(summary.get("knn_acc_init"))
+        rows += [
+            ("probe accuracy", f"{probe} (untrained encoder {probe_init})"),
+            ("kNN accuracy", f"{knn} (untrained encoder {knn_init})"),
+            ("MI held out, nats", f"start -> end: {_mi(summary)}"),
+            ("collapsed", _collapsed(summary)),
+        ]
+    steps = summary.get("steps", summary.get("history", [{}])[-1].get("step") if summary.get("history") else None)
+    if steps is not None:
+        skipped = summary.get("skipped_steps")
+        rows.append(("batches trained", f"{steps}" + (f" ({skipped} updates skipped)" if skipped else "")))
+    rows.append(("wall time", f"{_number(summary.get('wall_s'), 1)} s"))
+    rows.append(("summary", str(run_dir / SUMMARY)))
+    if logger == "csv":
+        rows.append(("metrics (CSV)", str(run_dir / "csv" / "metrics.csv")))
+    else:
+        rows.append(("TensorBoard", f"tensorboard --logdir {run_dir / 'tb'}"))
+    width = max(len(name) for name, _ in rows)
+    rule = "=" * 72
+    lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    return "\n".join([rule, f"ssrl run {run_dir.name}", *lines, rule])
