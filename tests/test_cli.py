@@ -28,17 +28,17 @@ CASES = [
     (["data.views.flip_p=1.5"], "data.views.flip_p=1.5: a probability must be in [0, 1]"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
-    (  # issue 12, case 6: 40 images, 20% held out: 32 to train on, fewer than one batch
+    (  # issue 12, case 6: 40 images, 20% test, then 20% of the rest val: 25 to train on, fewer than one batch
         ["data=synthetic", "trainer.max_epochs=2", "data.num_samples=40", "data.batch_size=64"],
-        "data.batch_size=64: the training split holds 32 images, fewer than one batch of 64, so no step would train",
+        "data.batch_size=64: the training split holds 25 images, fewer than one batch of 64, so no step would train",
     ),
-    (
+    (  # 100 images: 20 test, 16 val, 64 train
         ["data=synthetic", "data.num_samples=100", "data.batch_size=32"],
-        "data.batch_size=32: the held-out split holds 20 images, fewer than one batch",
+        "data.batch_size=32: the val split holds 16 images, fewer than one batch",
     ),
     (
         ["data=synthetic", "data.num_samples=100", "data.batch_size=48", "trainer.devices=2"],
-        "the training split holds 80 images, fewer than one batch of 96 (48 per process x 2 processes)",
+        "the training split holds 64 images, fewer than one batch of 96 (48 per process x 2 processes)",
     ),
     (  # issue 12, case 9
         ["paradigm=sdmi", "trainer.accumulate_grad_batches=2"],
@@ -85,7 +85,7 @@ def test_small_data_set_fails_in_the_job_too(tmp_path):
     from tests.conftest import compose_config
 
     cfg = compose_config("data.num_samples=40", "data.batch_size=64")
-    with pytest.raises(ConfigError, match="data.batch_size=64: the training split holds 32 images"):
+    with pytest.raises(ConfigError, match="data.batch_size=64: the training split holds 25 images"):
         train_job(cfg, tmp_path / "run", [])
     assert not (tmp_path / "run" / "init_metrics.json").exists()
 

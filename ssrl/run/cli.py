@@ -90,7 +90,7 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
             key = OmegaConf.to_yaml(cfg.data)
             if key not in sizes:
                 splits = load_splits(cfg.data)
-                sizes[key] = (len(splits.train), len(splits.test))
+                sizes[key] = (len(splits.train), len(splits.val))
             check_sizes(cfg, *sizes[key])
 
 
