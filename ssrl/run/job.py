@@ -48,21 +48,13 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
     return TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
 
 
-def optimizer_steps_per_batch(cfg: DictConfig) -> int:
-    """Lightning counts optimizer steps: SDMI takes e_steps (+ m_steps with a gradient target) per batch."""
-    p = cfg.paradigm
-    if p.name == "jmi":
-        return 1
-    return p.e_steps + (p.m_steps if p.target_update == "gradient" and not p.shared_weights else 0)
-
-
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in SPEED_FIELDS}
     checkpoint = ModelCheckpoint(
         dirpath=str(run_dir / CHECKPOINT.parent),
         save_last=True,
         save_top_k=0,
-        every_n_train_steps=cfg.checkpoint_every_n_steps * optimizer_steps_per_batch(cfg),
+        every_n_train_steps=cfg.checkpoint_every_n_steps,  # global_step counts batches in both paradigms
         save_on_train_epoch_end=True,
     )
     return pl.Trainer(
