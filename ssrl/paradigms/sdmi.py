@@ -134,13 +134,14 @@ class SDMI(MIParadigm):
         skipped included), every schedule then advances by one batch."""
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        self._train_batch(batch, batch_idx, optimizers)
+        self._train_batch(batch, batch_idx, optimizers)  # applied or skipped, every schedule advances
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
         self.count_batch_as_one_step()
 
-    def _train_batch(self, batch: Any, batch_idx: int, optimizers: list) -> None:
+    def _train_batch(self, batch: Any, batch_idx: int, optimizers: list) -> bool:
+        """The batch's updates; False when a non-finite loss skipped them (on_nonfinite_loss=skip)."""
         p = self.cfg.paradigm
         xa, xb, labels = self.training_views(batch, batch_idx)
         views = (xa, xb)
@@ -148,7 +149,7 @@ class SDMI(MIParadigm):
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
             loss, step, online, targets = self._e_step(views, targets)
             if not self.finite(loss):
-                return
+                return False
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
@@ -160,7 +161,7 @@ class SDMI(MIParadigm):
                 momentum = ema_momentum(k, self.total_batches, p.ema_momentum, p.ema_momentum_end)
                 ema_update(self.target, self.online, momentum)
                 self.log("train/ema_momentum", momentum)
-            return
+            return True
         if p.refresh:
             with torch.no_grad(), batchnorm_statistics_kept(self.online, self.predictor):
                 fixed = {i: self.online_outputs(views[i])[2] for i in online}
@@ -171,9 +172,10 @@ class SDMI(MIParadigm):
                 targets = self._targets(views, set(targets), online={})
             loss, _ = self._phase_loss(fixed, targets)
             if not self.finite(loss):
-                return
+                return False
             self._update(optimizers[1], loss)
         self.log("train/m_step_loss", loss)
+        return True
 
     def _update(self, optimizer: Any, loss: Tensor) -> None:
         """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's
