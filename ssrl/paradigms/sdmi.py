@@ -12,7 +12,8 @@ SG (``detach``) is how one block is held fixed. Options:
   on (the target starts as a copy of the online encoder); m follows BYOL's cosine schedule from
   paradigm.ema_momentum to paradigm.ema_momentum_end over the run's batches (constant without an end).
   Only parameters are averaged: the target's BatchNorm running statistics are its own, from its own
-  forward passes in training mode, as in solo-learn (solo/utils/momentum.py) and BYOL's released code.
+  forward passes in training mode, as in solo-learn (solo/utils/momentum.py),
+  which updates parameters only.
 - shared_weights=true: g = f (SimSiam); the target embedding is the online projection, detached, and
   there is no M-step (xi has no parameters of its own).
 - refresh: the M-step recomputes SG(h(f_theta(x^A))) after the E-step's update (strict alternation)
