@@ -56,6 +56,8 @@ class SDMIConfig:
     refresh: bool = True
     target_update: TargetUpdate = TargetUpdate.gradient
     ema_momentum: float = 0.99
+    #: None: the momentum stays at ema_momentum; a value: BYOL's cosine schedule from ema_momentum to it.
+    ema_momentum_end: float | None = None
     shared_weights: bool = False
     symmetrize: bool = False
 
@@ -94,6 +96,8 @@ class PredictorConfig:
     name: str = "none"
     hidden_dim: int = 512
     lr_scale: float = 1.0
+    #: Keep the predictor's learning rate at optim.lr * lr_scale throughout (SimSiam), not on the schedule.
+    fixed_lr: bool = False
 
 
 @dataclass
@@ -105,6 +109,10 @@ class BackboneConfig:
     width: int = 64
     projector_hidden_dim: int = 512
     projector_dim: int = 128
+    #: Linear layers in the projector (2: Linear-BN-ReLU-Linear; 3 adds a hidden Linear-BN-ReLU).
+    projector_layers: int = 2
+    #: BatchNorm (no affine) on the projector's output, as SimSiam's.
+    projector_out_bn: bool = False
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -187,8 +195,8 @@ class TrainerConfig:
 
     precision "auto" and channels_last null take the device's default (``ssrl.run.job.device_defaults``):
     bf16 autocast and channels_last on a CUDA GPU, float32 and the default layout on the CPU.
-    max_steps counts optimizer steps, as Lightning does: SDMI with a gradient target takes
-    e_steps + m_steps of them per batch.
+    max_steps counts batches trained, in both paradigms (SDMI's optimizer steps per batch do not count
+    apart), and so do the learning-rate and EMA schedules, skipped non-finite updates included.
     accumulate_grad_batches: JMI only (SDMI alternates an E-step and an M-step on every batch).
     gradient_clip_val / gradient_clip_algorithm ("norm" or "value"): JMI through Lightning; SDMI clips
     the gradient of each of its updates, E-step and M-step alike (``SDMI._update``).

@@ -101,9 +101,17 @@ def validate(cfg: Any) -> None:
         _require(p.e_steps >= 1 and p.m_steps >= 1, "paradigm.e_steps and paradigm.m_steps must be >= 1")
         _require(0.0 <= p.ema_momentum < 1.0, f"paradigm.ema_momentum={p.ema_momentum}: must be in [0, 1)")
         _require(
+            p.ema_momentum_end is None or p.ema_momentum <= p.ema_momentum_end <= 1.0,
+            f"paradigm.ema_momentum_end={p.ema_momentum_end}: must be in [paradigm.ema_momentum, 1], or null",
+        )
+        _require(
             not (p.shared_weights and p.target_update == "ema"),
             "paradigm.shared_weights=true has no target of its own to average; use target_update=gradient",
         )
+    _require(
+        cfg.backbone.projector_layers >= 1,
+        f"backbone.projector_layers={cfg.backbone.projector_layers}: must be >= 1",
+    )
     views = cfg.data.views
     lo, hi = views.crop_scale
     _require(0 < lo <= hi <= 1, f"data.views.crop_scale={list(views.crop_scale)}: need 0 < low <= high <= 1")

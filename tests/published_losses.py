@@ -28,12 +28,13 @@ def barlow_twins(z1, z2, lambd):
 
 
 def vicreg(x, y, sim=25.0, std_coeff=25.0, cov_coeff=1.0):
-    """Bardes et al. (2022), Algorithm 1."""
+    """Bardes et al. (2022), as the authors' released code (facebookresearch/vicreg, main_vicreg.py): the
+    two variance terms averaged (Algorithm 1 of the paper sums them), the two covariance terms summed."""
     n, d = x.shape
     repr_loss = F.mse_loss(x, y)
     x, y = x - x.mean(dim=0), y - y.mean(dim=0)
     std_x, std_y = torch.sqrt(x.var(dim=0) + 1e-4), torch.sqrt(y.var(dim=0) + 1e-4)
-    std_loss = torch.mean(F.relu(1 - std_x)) + torch.mean(F.relu(1 - std_y))
+    std_loss = torch.mean(F.relu(1 - std_x)) / 2 + torch.mean(F.relu(1 - std_y)) / 2
     cov_x, cov_y = (x.T @ x) / (n - 1), (y.T @ y) / (n - 1)
     off = ~torch.eye(d, dtype=torch.bool)
     cov_loss = cov_x[off].pow(2).sum() / d + cov_y[off].pow(2).sum() / d

@@ -68,7 +68,7 @@ def test_ema_target_gets_no_gradient_and_follows_the_online_encoder(config):
     assert all(not p.requires_grad for p in model.target.parameters())
     # after two updates the target is an average of online weights, not the initial weights, and not equal
     online = torch.nn.utils.parameters_to_vector(model.online.parameters())
-    target = torch.nn.utils.parameters_to_vector(model.target.module.parameters())
+    target = torch.nn.utils.parameters_to_vector(model.target.parameters())
     assert not torch.allclose(online, target)
 
 

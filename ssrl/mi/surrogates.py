@@ -60,11 +60,13 @@ def vicreg(
     """VICReg (Bardes et al., 2022).
 
     J = -invariance * mean_i ||a_i - b_i||^2 / D                 (the MSE between paired views)
-    M = variance * (v(a) + v(b)) + covariance * (c(a) + c(b))
-    with v and c as in ``_variance`` and ``_covariance``. With lambda = 1, -(J - M) is VICReg's loss.
+    M = variance * (v(a) + v(b)) / 2 + covariance * (c(a) + c(b))
+    with v and c as in ``_variance`` and ``_covariance``. With lambda = 1, -(J - M) is VICReg's loss as
+    the authors' released code computes it (main_vicreg.py: the two variance terms averaged, the two
+    covariance terms summed; the paper's Algorithm 1 sums the variance terms too).
     """
     a, b = a.float(), b.float()
     joint = -invariance * F.mse_loss(a, b)
-    marginal = variance * (_variance(a, gamma, eps) + _variance(b, gamma, eps))
+    marginal = variance * (_variance(a, gamma, eps) + _variance(b, gamma, eps)) / 2
     marginal = marginal + covariance * (_covariance(a) + _covariance(b))
     return Terms(joint, marginal)

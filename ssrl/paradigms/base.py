@@ -28,7 +28,9 @@ from ssrl.paradigms.optim import build_optimizer, build_schedule
 def build_encoder(cfg: Any) -> tuple[Encoder, int]:
     """Backbone + projector from the ``backbone`` config, and the backbone's feature dimension."""
     backbone, feature_dim = build_backbone(cfg.name, cfg.in_channels, cfg.cifar_stem, cfg.width)
-    return Encoder(backbone, mlp(feature_dim, cfg.projector_hidden_dim, cfg.projector_dim)), feature_dim
+    layers, out_bn = cfg.projector_layers, cfg.projector_out_bn
+    projector = mlp(feature_dim, cfg.projector_hidden_dim, cfg.projector_dim, layers, out_bn)
+    return Encoder(backbone, projector), feature_dim
 
 
 def build_objective(cfg: Any) -> MIObjective:
@@ -62,6 +64,7 @@ class MIParadigm(pl.LightningModule):
         self.history: list[dict[str, Any]] = []
         self.batches_trained = 0
         self.skipped_steps = 0
+        self.total_batches = 0  # batches the run trains, set with the schedules
         self._val: dict[str, list] = {}
 
     # ----------------------------------------------------------------------------- branches and views
@@ -141,12 +144,18 @@ class MIParadigm(pl.LightningModule):
 
     # ----------------------------------------------------------------------------- optimisation
     def parameter_groups(self, modules: list[nn.Module], with_probe: bool) -> list[dict]:
-        """Groups for one optimizer: the modules at optim.lr, the predictor at lr * predictor.lr_scale,
-        the online probe at eval.online_probe_lr without weight decay."""
+        """Groups for one optimizer: the modules at optim.lr, the predictor at lr * predictor.lr_scale
+        (off the schedule with predictor.fixed_lr), the online probe at eval.online_probe_lr without
+        weight decay."""
         groups = [{"params": [p for m in modules for p in m.parameters()]}]
         if self.predictor is not None and any(m is self.online for m in modules):
+            pred = self.cfg.predictor
             groups.append(
-                {"params": list(self.predictor.parameters()), "lr": self.cfg.optim.lr * self.cfg.predictor.lr_scale}
+                {
+                    "params": list(self.predictor.parameters()),
+                    "lr": self.cfg.optim.lr * pred.lr_scale,
+                    "fixed_lr": bool(pred.get("fixed_lr", False)),
+                }
             )
         if with_probe:
             groups.append(
@@ -155,10 +164,22 @@ class MIParadigm(pl.LightningModule):
         return groups
 
     def optimizer_and_schedule(self, groups: list[dict]) -> dict:
+        """An optimizer over ``groups`` and its per-batch schedule. Lengths are in batches trained: the
+        run's total (trainer.max_steps counts batches, see ``count_batch_as_one_step``) and the train
+        loader's real number of batches per epoch (after limit_train_batches)."""
         optimizer = build_optimizer(groups, self.cfg.optim)
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        return {"optimizer": optimizer, "lr_scheduler": build_schedule(optimizer, self.cfg.optim, total, per_epoch)}
+        self.total_batches = int(self.trainer.estimated_stepping_batches)  # also sets up the train loader
+        per_epoch = max(1, int(self.trainer.num_training_batches))
+        schedule = build_schedule(optimizer, self.cfg.optim, self.total_batches, per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def count_batch_as_one_step(self) -> None:
+        """Lightning's global_step (which max_steps, checkpoint cadence and log steps read) counts
+        optimizer steps: JMI takes one per batch, SDMI 0 to e_steps + m_steps. Called at the end of each
+        SDMI batch, this sets that count to the batches trained, so that in both paradigms
+        trainer.max_steps means batches trained, skipped updates included."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.total.ready = progress.total.completed = self.batches_trained
 
     def setup(self, stage: str) -> None:
         if self.cfg.trainer.channels_last:

@@ -8,12 +8,23 @@ target encoder (view B), and L = -(J - lambda*M):
 
 SG (``detach``) is how one block is held fixed. Options:
 - target_update=gradient: the M-step above, with its own optimizer and schedule.
-- target_update=ema: no M-step; after the E-step xi <- m*xi + (1-m)*theta (BYOL).
+- target_update=ema: no M-step; after the E-step xi <- m*xi + (1-m)*theta (BYOL), from the first batch
+  on (the target starts as a copy of the online encoder); m follows BYOL's cosine schedule from
+  paradigm.ema_momentum to paradigm.ema_momentum_end over the run's batches (constant without an end).
+  Only parameters are averaged: the target's BatchNorm running statistics are its own, from its own
+  forward passes in training mode, as in solo-learn (solo/utils/momentum.py),
+  which updates parameters only.
 - shared_weights=true: g = f (SimSiam); the target embedding is the online projection, detached, and
   there is no M-step (xi has no parameters of its own).
 - refresh: the M-step recomputes SG(h(f_theta(x^A))) after the E-step's update (strict alternation)
-  or reuses the E-step's output (refresh=false). Only meaningful with target_update=gradient.
+  or reuses the E-step's output (refresh=false). Only meaningful with target_update=gradient. The
+  refresh pass computes with batch statistics, as the E-step did, but leaves the online BatchNorm
+  running statistics as the E-step left them: they are updated once per forward pass that trains.
 - symmetrize: each step also uses the swapped assignment (x^B online, x^A target); losses averaged.
+
+Steps are counted in batches: both schedulers step once per batch, and the EMA momentum follows the
+batch index, in every path, a skipped non-finite update (on_nonfinite_loss=skip) included, so the two
+schedules stay in step and end with the run; trainer.max_steps counts batches (``count_batch_as_one_step``).
 
 Forward passes per batch (e_steps = m_steps = 1; double them with symmetrize):
   gradient + refresh: 3 (target with grad, online with grad, online refresh without grad), 2 backward
@@ -25,18 +36,46 @@ JMI does 2 forward passes and 1 backward pass through both branches.
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ssrl.distributed import average_gradients
 from ssrl.mi.objective import Step
 from ssrl.paradigms.base import MIParadigm
+from ssrl.paradigms.optim import ema_momentum
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
+    """xi <- m * xi + (1 - m) * theta for every parameter; buffers (BatchNorm statistics) untouched."""
+    for xi, theta in zip(target.parameters(), online.parameters(), strict=True):
+        xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)
+
+
+@contextmanager
+def batchnorm_statistics_kept(*modules: nn.Module | None) -> Iterator[None]:
+    """Forward passes inside use batch statistics as usual, but leave every BatchNorm's running
+    statistics (and its count) as they were."""
+    saved = [
+        (buffer, buffer.clone())
+        for module in modules
+        if module is not None
+        for m in module.modules()
+        if isinstance(m, _BatchNorm)
+        for buffer in m.buffers()
+    ]
+    try:
+        yield
+    finally:
+        for buffer, value in saved:
+            buffer.copy_(value)
 
 
 class SDMI(MIParadigm):
@@ -47,10 +86,7 @@ class SDMI(MIParadigm):
         if p.shared_weights:
             self.target = None
         elif p.target_update == "ema":
-            self.target = AveragedModel(
-                self.online, multi_avg_fn=get_ema_multi_avg_fn(p.ema_momentum), use_buffers=True
-            )
-            self.target.requires_grad_(False)
+            self.target = copy.deepcopy(self.online).requires_grad_(False)
         else:
             self.target = copy.deepcopy(self.online)
 
@@ -62,12 +98,16 @@ class SDMI(MIParadigm):
         return (self.target or self.online)(x)[1]
 
     def _targets(self, views: tuple[Tensor, Tensor], roles: set[int], online: dict[int, tuple]) -> dict[int, Tensor]:
-        """Branch B embeddings, with a graph only when the M-step will backpropagate through them."""
+        """Branch B embeddings, with a graph only when the M-step will backpropagate through them.
+        The E-step's stop-gradient is applied by the caller, in one place for every target kind."""
         if self.target is None:  # shared weights: reuse the online projection where it was computed
-            with torch.no_grad():
-                return {j: online[j][1].detach() if j in online else self.online(views[j])[1] for j in roles}
+            return {j: online[j][1] if j in online else self._projection_without_grad(views[j]) for j in roles}
         with torch.set_grad_enabled(self.m_step_by_gradient):
             return {j: self.branch_b(views[j]) for j in roles}
+
+    def _projection_without_grad(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.online(x)[1]
 
     def _pairs(self) -> list[tuple[int, int]]:
         """(online view, target view) assignments: A->B, and B->A too with symmetrize."""
@@ -91,31 +131,40 @@ class SDMI(MIParadigm):
         return self._e_step((xa, xb), None)[0]
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One batch: the E-step, then the M-step or the EMA update. Whatever happened (updates
+        skipped included), every schedule then advances by one batch."""
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        self._train_batch(batch, batch_idx, optimizers)  # applied or skipped, every schedule advances
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+        self.count_batch_as_one_step()
+
+    def _train_batch(self, batch: Any, batch_idx: int, optimizers: list) -> bool:
+        """The batch's updates; False when a non-finite loss skipped them (on_nonfinite_loss=skip)."""
         p = self.cfg.paradigm
         xa, xb, labels = self.training_views(batch, batch_idx)
         views = (xa, xb)
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        schedulers = self.lr_schedulers()
-        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
-
         targets = None
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
             loss, step, online, targets = self._e_step(views, targets)
             if not self.finite(loss):
-                return
+                return False
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
             self._update(optimizers[0], loss)
-        schedulers[0].step()
 
         if not self.m_step_by_gradient:
-            if self.target is not None:
-                self.target.update_parameters(self.online)
-            return
+            if self.target is not None:  # EMA, at the momentum of this batch's index
+                k = self.batches_trained - 1
+                momentum = ema_momentum(k, self.total_batches, p.ema_momentum, p.ema_momentum_end)
+                ema_update(self.target, self.online, momentum)
+                self.log("train/ema_momentum", momentum)
+            return True
         if p.refresh:
-            with torch.no_grad():
+            with torch.no_grad(), batchnorm_statistics_kept(self.online, self.predictor):
                 fixed = {i: self.online_outputs(views[i])[2] for i in online}
         else:
             fixed = {i: o[2].detach() for i, o in online.items()}
@@ -124,10 +173,10 @@ class SDMI(MIParadigm):
                 targets = self._targets(views, set(targets), online={})
             loss, _ = self._phase_loss(fixed, targets)
             if not self.finite(loss):
-                return
+                return False
             self._update(optimizers[1], loss)
-        schedulers[1].step()
         self.log("train/m_step_loss", loss)
+        return True
 
     def _update(self, optimizer: Any, loss: Tensor) -> None:
         """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's

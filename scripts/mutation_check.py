@@ -1,0 +1,313 @@
+"""Mutation check: one-line faults in the science invariants, each of which the tests meant to guard it
+must catch.
+
+Each mutant replaces one exact snippet of one file (it must occur there exactly once) in a temporary
+copy of the repository, then runs ``python -m pytest <its tests> -x -q`` in that copy, with PYTHONPATH
+pointing at it. A mutant whose tests fail is KILLED; one whose tests pass SURVIVED. The unmutated copy
+runs every targeted test first: they must pass there, or the check means nothing.
+
+    python scripts/mutation_check.py              # every mutant; exit status 1 if any survives
+    python scripts/mutation_check.py --list       # the mutants, without running them
+    python scripts/mutation_check.py -k ema       # only mutants whose name contains "ema"
+
+Not part of the test suite (it runs pytest once per mutant: a few minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MECH = "tests/test_mechanisms.py"
+STEPS = "tests/test_steps.py"
+PRESETS = "tests/test_presets.py"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    # ---------------------------------------------------------------- the six faults of issue 11
+    Mutant(
+        "sdmi-optimizers-swapped",
+        "ssrl/paradigms/sdmi.py",
+        "self._update(optimizers[0], loss)",
+        "self._update(optimizers[-1], loss)",
+        (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
+    ),
+    Mutant(
+        "sdmi-m-step-uses-e-optimizer",
+        "ssrl/paradigms/sdmi.py",
+        "self._update(optimizers[1], loss)",
+        "self._update(optimizers[0], loss)",
+        (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
+    ),
+    Mutant(
+        "ema-never-updated",
+        "ssrl/paradigms/sdmi.py",
+        "ema_update(self.target, self.online, momentum)",
+        "None",
+        (f"{MECH}::test_ema_target_equals_its_closed_form",),
+    ),
+    Mutant(
+        "ema-momentum-inverted",
+        "ssrl/paradigms/sdmi.py",
+        "xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)",
+        "xi.mul_(1.0 - momentum).add_(theta.detach(), alpha=momentum)",
+        (f"{MECH}::test_ema_target_equals_its_closed_form",),
+    ),
+    Mutant(
+        "simsiam-without-stop-gradient",
+        "ssrl/paradigms/sdmi.py",
+        "{j: t.detach() for j, t in targets.items()}",
+        "{j: t for j, t in targets.items()}",
+        (f"{MECH}::test_simsiam_stop_gradient_shows_in_the_gradient",),
+    ),
+    Mutant(
+        "jmi-stop-gradient-on-branch-b",
+        "ssrl/paradigms/jmi.py",
+        "return (self.target or self.online)(x)[1]",
+        "return (self.target or self.online)(x)[1].detach()",
+        (f"{MECH}::test_jmi_has_no_stop_gradient_both_encoders_train",),
+    ),
+    Mutant(
+        "probe-standardised-on-test",
+        "ssrl/evaluation/probes.py",
+        "probe.fit(train[0].numpy(), train[1].numpy())",
+        "probe.fit(train[0].numpy(), train[1].numpy()); probe[0].fit(test[0].numpy())",
+        (f"{MECH}::test_linear_probe_fits_its_standardisation_on_the_labeled_features_only",),
+    ),
+    # ---------------------------------------------------------------- EMA target and its schedule
+    Mutant(
+        "ema-momentum-schedule-ignored",
+        "ssrl/paradigms/optim.py",
+        "return end - (end - base) * (math.cos(math.pi * progress) + 1) / 2",
+        "return base",
+        (f"{PRESETS}::test_byol_structure_and_momentum_schedule",),
+    ),
+    Mutant(
+        "ema-momentum-schedule-off-by-one-batch",
+        "ssrl/paradigms/sdmi.py",
+        "k = self.batches_trained - 1",
+        "k = self.batches_trained",
+        (f"{PRESETS}::test_byol_structure_and_momentum_schedule",),
+    ),
+    Mutant(
+        "ema-update-copies-the-online-weights",
+        "ssrl/paradigms/sdmi.py",
+        "xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)",
+        "xi.copy_(theta)",
+        (f"{MECH}::test_ema_target_equals_its_closed_form",),
+    ),
+    # ---------------------------------------------------------------- steps counted in batches
+    Mutant(
+        "max-steps-counts-optimizer-steps",
+        "ssrl/paradigms/base.py",
+        "progress.total.ready = progress.total.completed = self.batches_trained",
+        "pass",
+        (f"{STEPS}::test_max_steps_counts_batches_and_schedules_end_together",),
+    ),
+    Mutant(
+        "warmup-from-total-over-max-epochs",
+        "ssrl/paradigms/base.py",
+        "per_epoch = max(1, int(self.trainer.num_training_batches))",
+        "per_epoch = max(1, self.total_batches // max(1, self.trainer.max_epochs or 1))",
+        (f"{STEPS}::test_warmup_lasts_real_epochs_whichever_limit_ends_the_run",),
+    ),
+    Mutant(
+        "skipped-update-does-not-advance-schedules",
+        "ssrl/paradigms/sdmi.py",
+        "self._train_batch(batch, batch_idx, optimizers)  # applied or skipped, every schedule advances",
+        "if not self._train_batch(batch, batch_idx, optimizers):\n            return",
+        (f"{STEPS}::test_skipped_updates_still_advance_every_schedule",),
+    ),
+    Mutant(
+        "sdmi-schedules-out-of-step",
+        "ssrl/paradigms/sdmi.py",
+        "for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:",
+        "for scheduler in (schedulers if isinstance(schedulers, list) else [schedulers])[:1]:",
+        (f"{STEPS}::test_max_steps_counts_batches_and_schedules_end_together",),
+    ),
+    Mutant(
+        "refresh-updates-online-batchnorm-again",
+        "ssrl/paradigms/sdmi.py",
+        "with torch.no_grad(), batchnorm_statistics_kept(self.online, self.predictor):",
+        "with torch.no_grad():",
+        (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
+    ),
+    Mutant(
+        "m-step-without-stop-gradient-on-online",
+        "ssrl/paradigms/sdmi.py",
+        "fixed = {i: o[2].detach() for i, o in online.items()}",
+        "fixed = {i: o[2] for i, o in online.items()}",
+        (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
+    ),
+    Mutant(
+        "sdmi-gradients-not-averaged-under-ddp",
+        "ssrl/paradigms/sdmi.py",
+        'average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])',
+        "None",
+        ("tests/test_ddp_sdmi.py",),
+    ),
+    # ---------------------------------------------------------------- presets
+    Mutant(
+        "predictor-lr-decays",
+        "ssrl/paradigms/optim.py",
+        'factors = [(lambda step: 1.0) if group.get("fixed_lr") else factor for group in optimizer.param_groups]',
+        "factors = [factor for group in optimizer.param_groups]",
+        (f"{PRESETS}::test_simsiam_structure_and_fixed_predictor_lr",),
+    ),
+    Mutant(
+        "projector-output-bn-dropped",
+        "ssrl/nets/heads.py",
+        "    if out_bn:\n        blocks.append",
+        "    if False:\n        blocks.append",
+        (f"{PRESETS}::test_simsiam_structure_and_fixed_predictor_lr",),
+    ),
+    Mutant(
+        "vicreg-variance-terms-summed",
+        "ssrl/mi/surrogates.py",
+        "marginal = variance * (_variance(a, gamma, eps) + _variance(b, gamma, eps)) / 2",
+        "marginal = variance * (_variance(a, gamma, eps) + _variance(b, gamma, eps))",
+        (f"{PRESETS}::test_vicreg_averages_its_variance_terms",),
+    ),
+    # ---------------------------------------------------------------- the bound
+    Mutant(
+        "dv-marginal-sign-of-log-n",
+        "ssrl/mi/estimators.py",
+        "torch.logsumexp(off, dim=0) - math.log(off.numel())",
+        "torch.logsumexp(off, dim=0) + math.log(off.numel())",
+        ("tests/test_estimators.py",),
+    ),
+    Mutant(
+        "dv-marginal-counts-the-diagonal",
+        "ssrl/mi/estimators.py",
+        "torch.logsumexp(off, dim=0) - math.log(off.numel())",
+        "torch.logsumexp(off, dim=0) - math.log(scores.shape[0] ** 2)",
+        ("tests/test_estimators.py",),
+    ),
+    Mutant(
+        "infonce-without-log-n",
+        "ssrl/mi/estimators.py",
+        "marginal = torch.logsumexp(rows, dim=1).mean() - log_n",
+        "marginal = torch.logsumexp(rows, dim=1).mean()",
+        ("tests/test_estimators.py",),
+    ),
+    Mutant(
+        "nt-xent-log-2n-not-2n-1",
+        "ssrl/mi/estimators.py",
+        "log_n = math.log(rows.shape[1] - (1 if same_view is not None else 0))",
+        "log_n = math.log(rows.shape[1])",
+        (f"{PRESETS}::test_simclr_is_nt_xent",),
+    ),
+    Mutant(
+        "objective-sign",
+        "ssrl/mi/objective.py",
+        "return Step(-terms.objective(self.weight), terms, scores)",
+        "return Step(terms.objective(self.weight), terms, scores)",
+        (f"{PRESETS}::test_simsiam_is_simsiam",),
+    ),
+]
+
+SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
+SKIP_AT_ROOT = {"outputs", "data", "lightning_logs"}
+
+
+def ignore(folder: str, names: list[str]) -> set[str]:
+    at_root = Path(folder).resolve() == ROOT
+    return {n for n in names if n in SKIP_ANYWHERE or (at_root and n in SKIP_AT_ROOT)}
+
+
+def copy_tree(destination: Path) -> Path:
+    """The working tree (uncommitted changes included), without git data, caches and run outputs."""
+    target = destination / "repo"
+    shutil.copytree(ROOT, target, ignore=ignore, symlinks=True)
+    return target
+
+
+def run_tests(repo: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool, str]:
+    """(passed, the last lines of the output)."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings"]
+    try:
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {timeout} s"
+    tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+    return result.returncode == 0, " | ".join(tail)
+
+
+def apply(repo: Path, mutant: Mutant) -> None:
+    path = repo / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.original)
+    if count != 1:
+        raise SystemExit(f"{mutant.name}: the original snippet occurs {count} times in {mutant.path}, not once")
+    path.write_text(text.replace(mutant.original, mutant.replacement))
+
+
+def check_snippets(mutants: list[Mutant]) -> None:
+    """Every mutant's snippet is in its file exactly once, before anything runs."""
+    for m in mutants:
+        count = (ROOT / m.path).read_text().count(m.original)
+        if count != 1:
+            raise SystemExit(f"{m.name}: the original snippet occurs {count} times in {m.path}, not once")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="only mutants whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants and their tests, run nothing")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per pytest run")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the run of the unmutated copy")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if args.k in m.name]
+    if args.list:
+        for m in mutants:
+            print(f"{m.name}\n  {m.path}: {m.original!r} -> {m.replacement!r}\n  tests: {' '.join(m.tests)}")
+        return 0
+
+    check_snippets(mutants)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="ssrl-mutants-") as tmp:
+        if not args.no_baseline:
+            repo = copy_tree(Path(tmp) / "baseline")
+            tests = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
+            passed, tail = run_tests(repo, tests, args.timeout)
+            print(f"baseline (unmutated, {len(tests)} test targets): {'passed' if passed else 'FAILED'}  [{tail}]")
+            if not passed:
+                return 2
+        survivors = []
+        for m in mutants:
+            repo = copy_tree(Path(tmp) / m.name)
+            apply(repo, m)
+            t0 = time.time()
+            passed, tail = run_tests(repo, m.tests, args.timeout)
+            verdict = "SURVIVED" if passed else "KILLED"
+            print(f"{verdict:8} {m.name}  ({time.time() - t0:.0f} s)  [{tail}]", flush=True)
+            if passed:
+                survivors.append(m.name)
+            shutil.rmtree(repo)
+    print(f"\n{len(mutants)} mutants tried, {len(mutants) - len(survivors)} killed, {len(survivors)} survived")
+    print(f"wall time {time.time() - started:.0f} s")
+    if survivors:
+        print("survivors: " + ", ".join(survivors))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
