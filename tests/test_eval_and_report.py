@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ssrl import eval as ssrl_eval
+from ssrl import evaluate_run as ssrl_eval
 from ssrl.report import write_report
 from ssrl.run.job import train
 from ssrl.run.summary import write_summary
