@@ -22,6 +22,7 @@ from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
 from ssrl.errors import ConfigError
+from ssrl.run import tensorboard
 from ssrl.run.cli import check, command_line_overrides
 from ssrl.run.job import train
 from ssrl.run.naming import register_resolvers
@@ -70,9 +71,10 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+    place = tensorboard.sweep_place(Path(hc.sweep.dir), run_dir, overrides) if hc.mode == RunMode.MULTIRUN else None
     try:
         with this_job_command_line(hc, run_dir), one_process_group():
-            return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN)
+            return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN, place=place)
     except Exception as exc:
         error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         previous = read_summary(run_dir) or {}
