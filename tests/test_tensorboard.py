@@ -51,6 +51,7 @@ def test_a_2x2_sweep_reads_back_as_one_experiment(config, tmp_path):
         write_run(tmp_path, configs[paradigm, estimator], overrides, i)
     tb.write_sweep_experiment(tmp_path, swept, tb.sweep_runs(tmp_path, swept))  # as it ends
 
+    assert not list((tmp_path / "tensorboard").glob("events.*"))  # no empty run "." at the top
     experiment, groups = read_hparams(tmp_path / "tensorboard")
     infos = {h.name: h for h in experiment.hparam_infos}
     # the swept keys first (TensorBoard shows the first five columns), with their values as filters

@@ -13,9 +13,10 @@ it is written as text (smoothing would draw a 0/1 series as a fraction); the fin
 point at the last step, which smoothing leaves as it is, and which HParams reads.
 
 HParams: each run writes only its session (its flattened config and the swept keys' values, start and
-end); the sweep writes one experiment for all its runs (``write_sweep_experiment``), with the swept keys
-first and their values, every key of every run, and the final metrics with names and descriptions. A
-single run writes an experiment of its own, with its overrides and the paper's axes first.
+end); the sweep writes one experiment for all its runs (``write_sweep_experiment``, when the multirun
+starts and again when it ends), with the swept keys first and their values, every key of every run,
+and the final metrics with names and descriptions. A single run writes an experiment of its own, with
+its overrides and the paper's axes first.
 """
 
 from __future__ import annotations
@@ -310,14 +311,23 @@ def write_events(logdir: Path, summaries: Iterable[Summary], suffix: str = "") -
 
 
 def write_sweep_experiment(sweep_dir: Path, swept: Mapping[str, list[str]], runs: list[dict[str, Any]]) -> Path:
-    """The sweep's one experiment, in ``<sweep>/tensorboard`` (replacing an earlier one), and the swept
-    keys for the jobs (``SWEEP_FILE``)."""
+    """The sweep's one experiment, and the swept keys for the jobs (``SWEEP_FILE``), in
+    ``<sweep>/tensorboard``. The experiment is written into every run's folder (replacing an earlier
+    one): TensorBoard reads it from whichever run it finds first, and a file at the top of the log
+    folder would show up as an empty run named ".". The jobs' folders are named as ``sweep_place``
+    names them, from the product of the swept values."""
+    import itertools
+
     logdir = Path(sweep_dir) / FOLDER
     logdir.mkdir(parents=True, exist_ok=True)
     (logdir / SWEEP_FILE).write_text(json.dumps({"swept": swept}, indent=1))
-    for old in logdir.glob(f"events.out.tfevents.*{SWEEP_EVENTS}"):
-        old.unlink()
-    write_events(logdir, [experiment(runs, swept)], SWEEP_EVENTS)
+    record = experiment(runs, swept)
+    for values in itertools.product(*swept.values()):
+        folder = logdir / short_name(dict(zip(swept, values, strict=True)))
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob(f"events.out.tfevents.*{SWEEP_EVENTS}"):
+            old.unlink()
+        write_events(folder, [record], SWEEP_EVENTS)
     return logdir
 
 
