@@ -114,3 +114,21 @@ def test_tags_read_top_down():
     names = ("train/mi/dv", "val/embedding_std", "val/online_probe_acc", "train/loss")
     groups = [tb.tag_for(n).split("/")[0] for n in names]
     assert groups == sorted(groups)  # Time Series orders groups by name: MI, collapse, probes, training
+
+
+def test_a_job_that_reuses_a_sibling_run_shows_under_its_own_name(config, tmp_path):
+    swept = {"estimator": ["cos_dv", "infonce"]}
+    tb.write_sweep_experiment(tmp_path, swept, [])
+    source = ["estimator=cos_dv", "marginal=barlow"]
+    write_run(tmp_path, config(*source), source, 0)
+    mine = ["estimator=infonce", "marginal=barlow"]
+    place = tb.sweep_place(tmp_path, tmp_path / ",".join(mine), mine)
+    cfg = OmegaConf.to_container(config(*mine), resolve=True, enum_to_str=True)
+    tb.copy_same_run(place, tmp_path / ",".join(source), source, cfg)
+
+    _, groups = read_hparams(tmp_path / "tensorboard")
+    by_name = {g.name: g for g in groups}
+    assert set(by_name) == {"cos_dv", "infonce"}
+    assert by_name["infonce"].hparams["estimator.name"].string_value == "infonce"
+    values = [{m.name.tag: m.value for m in by_name[n].sessions[0].metric_values} for n in ("cos_dv", "infonce")]
+    assert values[0] == values[1] and "probes/linear_test" in values[0]

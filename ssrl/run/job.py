@@ -172,6 +172,8 @@ def train(
     same = find_same_run(run_dir, config) if in_sweep and cfg.resume else None
     if same is not None:
         summary = reuse(*same, base)
+        if place is not None and cfg.logger.name == "tensorboard":
+            tensorboard.copy_same_run(place, same[0], same[1].get("overrides") or [], config)
         write_summary(run_dir, summary)
         print(f"ssrl: {run_dir.name} is the same run as {same[0].name} (ssrl/run/same_run.py); not trained again")
         return summary

@@ -470,3 +470,40 @@ def export_projector(logger: Any, model: Any, loaders: Mapping[str, Iterable], c
             global_step=step,
             tag=tag,
         )
+
+
+def copy_same_run(place: Place, source_dir: Path, source_overrides: list[str], config: Mapping[str, Any]) -> None:
+    """A sweep job that is the same run as a completed sibling (ssrl.run.same_run) is not trained: it
+    gets the sibling's curves, results and projector under its own name, with its own HParams session
+    and config text, so that every run of the grid shows in TensorBoard."""
+    import shutil
+
+    import yaml
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from torch.utils.tensorboard.summary import text
+    from torch.utils.tensorboard.writer import FileWriter
+
+    source = sweep_place(place.logdir.parent, Path(source_dir), source_overrides).run_dir
+    place.run_dir.mkdir(parents=True, exist_ok=True)
+    writer = FileWriter(str(place.run_dir), filename_suffix=".same-run")
+    writer.add_summary(session_start(session_hparams(place.leading, config)))
+    note = f"the same run as {source.name} (ssrl/run/same_run.py): its curves and results, not trained again\n\n"
+    writer.add_summary(text("config", note + _code(yaml.safe_dump(dict(config), sort_keys=False))), 0)
+    for path in sorted(source.glob("events.out.tfevents.*")):
+        if path.name.endswith(SWEEP_EVENTS):
+            continue
+        for event in EventFileLoader(str(path)).Load():
+            if not event.HasField("summary"):
+                continue
+            kept = [v for v in event.summary.value if not v.tag.startswith(("_hparams_/", "config/"))]
+            if kept:
+                del event.summary.value[:]
+                event.summary.value.extend(kept)
+                writer.add_event(event, step=event.step, walltime=event.wall_time)
+    writer.add_summary(session_end(True))
+    writer.close()
+    for item in source.iterdir():  # the projector: its config and its step folders
+        if item.name == "projector_config.pbtxt":
+            shutil.copy2(item, place.run_dir / item.name)
+        elif item.is_dir():
+            shutil.copytree(item, place.run_dir / item.name, dirs_exist_ok=True)
