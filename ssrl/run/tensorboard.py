@@ -7,8 +7,8 @@ the keys the sweep varies (``jmi,cos_dv``), or a single run's overrides (``defau
 
 Tags read top-down (Time Series sorts tags by name, groups them by their first segment and opens the
 first two groups): ``MI/`` (train and held-out MI in nats, per estimator), ``collapse/`` (the
-diagnostics on the held-out embeddings), ``probes/``, ``training/`` (loss, its terms, the training
-estimator's own bound, learning rates named by what they drive). ``collapsed`` is a boolean: per epoch
+diagnostics on the held-out embeddings), ``probes/``, ``training/`` (loss, its terms, each estimator's
+own bound value in its own units, learning rates named by what they drive). ``collapsed`` is a boolean: per epoch
 it is written as text (smoothing would draw a 0/1 series as a fraction); the final value is one scalar
 point at the last step, which smoothing leaves as it is, and which HParams reads.
 
