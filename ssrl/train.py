@@ -23,6 +23,7 @@ from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
 from ssrl.errors import ConfigError, ResumeRefused
+from ssrl.run import tensorboard
 from ssrl.run.callbacks import NotRequeued
 from ssrl.run.cli import check, command_line_overrides, single_run
 from ssrl.run.help import register_help_resolver
@@ -90,9 +91,10 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     one_log()
+    place = tensorboard.sweep_place(Path(hc.sweep.dir), run_dir, overrides) if hc.mode == RunMode.MULTIRUN else None
     try:
         with this_job_command_line(hc, run_dir), one_process_group():
-            return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN)
+            return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN, place=place)
     except ResumeRefused as exc:
         restore_hydra_record(run_dir, run_dir / CHECKPOINT, hc.output_subdir)  # Hydra rewrote it for this job
         print(f"ssrl-train: error: {exc}", file=sys.stderr)

@@ -41,9 +41,15 @@ def test_eval_names_a_missing_checkpoint(tmp_path, capsys):
 
 def test_projector_has_embeddings_labels_and_thumbnails(finished_run):
     folder, _ = finished_run
-    projector = (folder / "tb" / "projector_config.pbtxt").read_text()
-    assert "held_out/embedding" in projector and "held_out/backbone" in projector
+    logdir = folder / "tensorboard" / "trainer.max_epochs=2"
+    projector = (logdir / "projector_config.pbtxt").read_text()
+    # the critic's embedding sorts first, so the projector opens on it
+    assert projector.index('"val/embedding') < projector.index('"val/features')
     assert "metadata_path" in projector and "sprite" in projector
+    (metadata,) = logdir.glob("*/val%2fembedding/metadata.tsv")
+    rows = [line.split("\t") for line in metadata.read_text().splitlines()]
+    assert rows[0] == ["label", "knn_prediction", "correct"]
+    assert all(row[2] == str(int(row[0] == row[1])) for row in rows[1:])
 
 
 def test_report_lists_every_run(finished_run, tmp_path):

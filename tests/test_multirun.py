@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import TINY
+from tests.tb_reader import read_hparams
 
 
 @pytest.mark.slow
@@ -24,4 +25,9 @@ def test_multirun_runs_every_job(tmp_path):
     assert all(s["status"] == "completed" for s in summaries)
     jobs = {(s["config"]["paradigm"]["name"], s["config"]["estimator"]["name"]) for s in summaries}
     assert jobs == {(p, e) for p in ("jmi", "sdmi") for e in ("cos_dv", "infonce", "jsd")}
-    assert len(list(sweep.glob("*/tb/events.out.tfevents.*"))) >= 6  # one log root for TensorBoard
+    # TensorBoard: one experiment for the sweep, one session per run named by its swept values
+    experiment, groups = read_hparams(sweep / "tensorboard")
+    assert [h.name for h in experiment.hparam_infos if h.differs] == ["estimator", "paradigm"]
+    assert {"paradigm.e_steps", "estimator.symmetric"} <= {h.name for h in experiment.hparam_infos}
+    assert {g.name for g in groups} == {f"{p},{e}" for p in ("jmi", "sdmi") for e in ("cos_dv", "infonce", "jsd")}
+    assert all(len(g.sessions[0].metric_values) == len(experiment.metric_infos) for g in groups)

@@ -40,26 +40,41 @@ def test_run_writes_summary_and_tensorboard(config, tmp_path, paradigm):
     assert [h["epoch"] for h in on_disk["history"]] == [0, 1, 2]
     assert summary["probe_acc"] == on_disk["probe_acc"]
 
-    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    logdir = tmp_path / "tensorboard" / f"paradigm={paradigm},trainer.max_epochs=2"  # named by its overrides
+    events = EventAccumulator(str(logdir), size_guidance={"tensors": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     expected = (
         {
-            "train/loss",
-            "train/joint",
-            "train/marginal",
-            "val/online_probe_acc",
-            "val/effective_rank",
-            "val/embedding_std",
+            "training/loss",
+            "training/joint_J",
+            "training/marginal_M",
+            "training/lr/encoder",
+            "training/lr/probe",
+            "probes/online_linear_val",
+            "collapse/effective_rank",
+            "collapse/embedding_std",
         }
-        | {f"train/mi/{n}" for n in summary["mi"]}
-        | {f"val/mi/{n}" for n in summary["mi"]}
-        | {"train/bound/cos_dv"}
-        | {f"val/bound/{n}" for n in on_disk["bound"]}
+        | {f"MI/train/{n}" for n in summary["mi"]}
+        | {f"MI/val/{n}" for n in summary["mi"]}
+        | {"training/bound/cos_dv"}
+        | {f"training/bound_val/{n}" for n in on_disk["bound"]}
+        | {"probes/linear_test", "probes/linear_test_untrained", "probes/knn_test", "collapse/collapsed"}
     )
     assert expected <= scalars, expected - scalars
-    assert any(tag.startswith("lr-") for tag in scalars)
-    hparams = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0}).Reload()
-    assert "_hparams_/session_start_info" in hparams.summary_metadata
+    assert not any(tag.startswith(("lr-", "hparam", "val/", "train/")) or tag == "epoch" for tag in scalars)
+    if paradigm == "sdmi":  # the gradient target's M-step optimizer
+        assert "training/lr/target_m_step" in scalars
+    # final results at the last step, the untrained baseline at step 0; collapsed as one point
+    last = events.Scalars("MI/val/dv")[-1].step
+    assert [e.step for e in events.Scalars("probes/linear_test")] == [last] and last == 3
+    assert [e.step for e in events.Scalars("probes/linear_test_untrained")] == [0]
+    assert [e.value for e in events.Scalars("collapse/collapsed")] == [float(on_disk["collapsed"])]
+    assert {"config", "summary", "collapse/collapsed"} <= {
+        t.split("/text_summary")[0] for t in events.Tags()["tensors"]
+    }
+    assert {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(
+        events.summary_metadata
+    )
 
 
 def test_completed_run_is_not_redone(config, tmp_path):

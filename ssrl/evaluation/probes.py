@@ -40,21 +40,26 @@ def linear_probe_accuracy(
     return {name: float(np.mean(probe.predict(x.numpy()) == y.numpy())) for name, (x, y) in scored.items()}
 
 
-def knn_accuracy(
-    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], k: int, temperature: float, chunk: int = 1024
-) -> float:
+def knn_predict(train: tuple[Tensor, Tensor], test: Tensor, k: int, temperature: float, chunk: int = 1024) -> Tensor:
     """Weighted kNN (Wu et al., 2018): the k nearest training features by cosine similarity s vote for
     their class with weight exp(s / temperature); the class with the largest total wins."""
     xtr, ytr = F.normalize(train[0], dim=1), train[1]
-    num_classes = int(max(ytr.max(), test[1].max())) + 1
+    num_classes = int(ytr.max()) + 1
     k = min(k, len(ytr))
-    correct = 0
-    for start in range(0, len(test[1]), chunk):
-        x, y = F.normalize(test[0][start : start + chunk], dim=1), test[1][start : start + chunk]
+    predictions = []
+    for start in range(0, len(test), chunk):
+        x = F.normalize(test[start : start + chunk], dim=1)
         sim, idx = (x @ xtr.T).topk(k, dim=1)
-        votes = torch.zeros(len(y), num_classes).scatter_add_(1, ytr[idx], torch.exp(sim / temperature))
-        correct += int((votes.argmax(1) == y).sum())
-    return correct / len(test[1])
+        votes = torch.zeros(len(x), num_classes).scatter_add_(1, ytr[idx], torch.exp(sim / temperature))
+        predictions.append(votes.argmax(1))
+    return torch.cat(predictions)
+
+
+def knn_accuracy(
+    train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], k: int, temperature: float, chunk: int = 1024
+) -> float:
+    """Accuracy of ``knn_predict`` on ``test`` (features, labels)."""
+    return int((knn_predict(train, test[0], k, temperature, chunk) == test[1]).sum()) / len(test[1])
 
 
 def evaluate_backbone(

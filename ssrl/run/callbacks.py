@@ -1,19 +1,18 @@
-"""What a run writes beside training: checkpoints written atomically, the running summary, and the
-embedding projector at the end."""
+"""What a run writes beside training: checkpoints written atomically, the running summary, and a stop
+on a preemption signal. (TensorBoard's records: ssrl.run.tensorboard.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
-from pytorch_lightning.loggers import TensorBoardLogger
 
 from ssrl.run.summary import write_summary
 
@@ -134,24 +133,3 @@ class RunningSummary(pl.Callback):
         if trainer.is_global_zero and trainer.state.fn == "fit":
             write_summary(self.run_dir, {**self.base(), "status": "running", "history": pl_module.history})
 
-
-@torch.no_grad()
-def export_projector(logger: TensorBoardLogger, model: Any, batches: Iterable, step: int, limit: int = 2000) -> None:
-    """TensorBoard's embedding projector: the held-out embeddings the critic sees (branch A) and the
-    backbone features, with labels and image thumbnails, so collapse can be seen, not just read."""
-    model.eval()
-    embeddings, features, labels, images = [], [], [], []
-    for x, y in batches:
-        f, a = model.branch_a(model.views.clean(x.to(model.device)))
-        embeddings.append(a.float().cpu())
-        features.append(f.float().cpu())
-        labels.append(torch.as_tensor(y).cpu())
-        images.append(x.cpu())
-        if sum(len(e) for e in embeddings) >= limit:
-            break
-    label_list = torch.cat(labels)[:limit].tolist()
-    thumbnails = torch.cat(images)[:limit].float() / 255
-    for tag, values in (("held_out/embedding", embeddings), ("held_out/backbone", features)):
-        logger.experiment.add_embedding(
-            torch.cat(values)[:limit], metadata=label_list, label_img=thumbnails, global_step=step, tag=tag
-        )

@@ -14,21 +14,15 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.loggers import CSVLogger
 
 from ssrl.data.module import SSLDataModule
 from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run.callbacks import (
-    AtomicCheckpointIO,
-    PeriodicCheckpoint,
-    RunningSummary,
-    StopOnSignal,
-    export_projector,
-)
+from ssrl.run import tensorboard
+from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
 from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
@@ -55,21 +49,23 @@ def device_defaults(cfg: DictConfig) -> None:
         t.channels_last = cuda
 
 
-def build_logger(cfg: DictConfig, run_dir: Path) -> Any:
-    """TensorBoard events in <run>/tb (every run of a sweep under the sweep folder), or a CSV file."""
+def build_logger(cfg: DictConfig, run_dir: Path, place: tensorboard.Place) -> Any:
+    """TensorBoard events where ``place`` says (ssrl.run.tensorboard), or a CSV file in <run>/csv."""
     if cfg.logger.name == "csv":
         return CSVLogger(save_dir=str(run_dir), name="", version="csv")
-    return TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
+    return tensorboard.build_logger(place)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place
+) -> pl.Trainer:
     skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
     checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
     return pl.Trainer(
         **kwargs,
-        logger=build_logger(cfg, run_dir),
-        callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
+        logger=build_logger(cfg, run_dir, place),
+        callbacks=[checkpoint, tensorboard.learning_rates_callback(), *callbacks],
         enable_checkpointing=False,  # PeriodicCheckpoint writes checkpoints/last.ckpt, no other file
         # under SLURM, ssrl's StopOnSignal and submitit handle the time limit, not Lightning's auto-requeue
         plugins=[AtomicCheckpointIO(), *([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])],
@@ -82,22 +78,6 @@ def evaluate_offline(model: MIParadigm, data: SSLDataModule, device: torch.devic
     """Probe and kNN accuracy of the frozen backbone, fit on the labeled split: {"val": ..., "test": ...}."""
     model.to(device)
     return evaluate_backbone(model.online.backbone, data.eval_loaders(), model.views.clean, device, cfg.eval)
-
-
-def hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The config as TensorBoard's HParams view wants it: flat, scalar values."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                walk(value, f"{name}.")
-            else:
-                flat[name] = value if isinstance(value, (int, float, bool, str)) else str(value)
-
-    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
-    return flat
 
 
 PROTOCOL = {
@@ -155,20 +135,27 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
 
 
 def log_final(trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSLDataModule, summary: dict) -> None:
-    """The HParams view (config + final metrics) and the embedding projector, in TensorBoard."""
-    if not isinstance(trainer.logger, TensorBoardLogger):
+    """The final results (at the last step), the summary as text, the end of the HParams session and
+    the embedding projector, in TensorBoard."""
+    if not hasattr(trainer.logger, "place"):
         return
-    metrics = {f"hparam/{k}": float(summary[k]) for k in ("probe_acc", "knn_acc", "effective_rank", "embedding_std")}
-    metrics.update({f"hparam/mi/{k}": v for k, v in (summary.get("mi") or {}).items()})
-    trainer.logger.log_hyperparams(hparams(cfg), metrics)
-    export_projector(trainer.logger, model, data.eval_loaders()["val"], model.batches_trained)
+    step = max(0, trainer.fit_loop.epoch_loop._batches_that_stepped - 1)  # the step of the last batch's scalars
+    tensorboard.log_results(trainer.logger, summary, step)
+    tensorboard.export_projector(trainer.logger, model, data.eval_loaders(), cfg.eval, step)
     trainer.logger.finalize("success")
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool = False) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str],
+    in_sweep: bool = False,
+    place: tensorboard.Place | None = None,
+) -> dict[str, Any]:
     """Train one run in ``run_dir`` and return its completed summary. Only rank 0 evaluates offline
     and writes files; every process trains. ``in_sweep``: a job of a multirun, which reuses a sibling
-    folder's completed run when it is the same run (ssrl.run.same_run)."""
+    folder's completed run when it is the same run (ssrl.run.same_run). TensorBoard events go to
+    ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``)."""
     validate(cfg)
     device_defaults(cfg)
     checkpoint = run_dir / CHECKPOINT
@@ -188,6 +175,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
     same = find_same_run(run_dir, config) if in_sweep and cfg.resume and resume_from is None else None
     if same is not None:
         summary = reuse(*same, base)
+        if place is not None and cfg.logger.name == "tensorboard":
+            tensorboard.copy_same_run(place, same[0], same[1].get("overrides") or [], config)
         write_summary(run_dir, summary)
         log.info(f"ssrl: {run_dir.name} is the same run as {same[0].name} (ssrl/run/same_run.py); not trained again")
         return summary
@@ -200,9 +189,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool =
         return {**base, "wall_s": time.time() - started}
 
     stop = StopOnSignal(checkpoint)
-    trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop])
+    place = place or tensorboard.single_run_place(run_dir, overrides)
+    trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop], place)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
+    if lead and hasattr(trainer.logger, "place"):
+        tensorboard.start_session(trainer.logger, config, overrides)
     init = read_json(run_dir / INIT_METRICS) if resume_from else None
     if init is None and lead:
         init = evaluate_offline(model, data, device, cfg)
