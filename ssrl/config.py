@@ -155,7 +155,11 @@ class SyntheticDataConfig(SplitDataConfig):
 
 @dataclass
 class FolderDataConfig(DataConfig):
+    #: Evaluation images: the short side resized to decode_size, then the centre image_size crop.
     decode_size: int = 72
+    #: Training images: auto (cuda on a CUDA device, else pil), pil, cpu (decode_jpeg in the workers) or
+    #: cuda (nvJPEG on the device, a batch at a time); see ssrl.data.folders.
+    decode: str = "auto"
 
 
 # ------------------------------------------------------------------------------ optim, trainer, logger

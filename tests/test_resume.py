@@ -1,5 +1,7 @@
 """Never lose a run: a run killed mid-epoch (SIGKILL) or told to stop (SIGTERM) resumes when the same
-command runs again, and ends with the summary an uninterrupted run with the same seed gives."""
+command runs again, and ends with the summary an uninterrupted run with the same seed gives: with
+in-memory batches, with image folders (decoded and cropped per sample in workers) and with the
+per-sample pipeline, for JMI and SDMI."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 import pytest
 
 from tests.conftest import TINY, ssrl_train
+from tests.folders import FOLDER_ARGS, image_folder, without_data
 
 # 4 batches an epoch, 3 epochs, a checkpoint every 2 batches: the first lands mid-epoch.
 ARGS = [*TINY, "trainer.limit_train_batches=4", "trainer.max_epochs=3", "checkpoint_every_n_steps=2"]
@@ -28,7 +31,30 @@ def summary_of(cwd):
     ("paradigm", "sig"), [("jmi", signal.SIGKILL), ("sdmi", signal.SIGKILL), ("sdmi", signal.SIGTERM)]
 )
 def test_interrupted_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
-    args = [f"paradigm={paradigm}", *ARGS]
+    interrupt_and_resume(tmp_path, [f"paradigm={paradigm}", *ARGS], sig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("paradigm", "sig", "workers"),
+    [("jmi", signal.SIGTERM, 0), ("sdmi", signal.SIGKILL, 2)],
+)
+def test_image_folder_run_resumes_to_the_same_summary(tmp_path, paradigm, sig, workers):
+    root = image_folder(tmp_path / "images")
+    folder = [*FOLDER_ARGS, f"data.root={root}", f"data.num_workers={workers}"]
+    interrupt_and_resume(tmp_path, [f"paradigm={paradigm}", *without_data(ARGS), *folder], sig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("paradigm", "sig", "workers"), [("jmi", signal.SIGKILL, 2), ("sdmi", signal.SIGTERM, 0)])
+def test_per_sample_run_resumes_to_the_same_summary(tmp_path, paradigm, sig, workers):
+    args = [f"paradigm={paradigm}", *ARGS, "data.pipeline=per_sample", f"data.num_workers={workers}"]
+    interrupt_and_resume(tmp_path, args, sig)
+
+
+def interrupt_and_resume(tmp_path, args, sig):
+    """Run ``args`` uninterrupted; run them again, send ``sig`` once the first (mid-epoch) checkpoint is
+    written, rerun the same command; the two summaries must agree."""
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     reference.mkdir()
     interrupted.mkdir()
