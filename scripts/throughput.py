@@ -9,6 +9,7 @@ Lightning machinery: it is what the same work costs with nothing else around it.
 from __future__ import annotations
 
 import math
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,12 +35,13 @@ from ssrl.train import CONFIG_DIR
 DATA = {"digits": ["data=digits"]}
 
 
-def cifar_like(train_images: int, classes: int = 10) -> list[str]:
-    """Overrides for generated 32x32x3 images, ``train_images`` of them in the training split."""
+def cifar_like(train_images: int, classes: int = 10, size: int = 32) -> list[str]:
+    """Overrides for generated size x size x 3 images (CIFAR's 32 by default), ``train_images`` of them
+    in the training split."""
     total = math.ceil(train_images / (0.8 * 0.9)) + classes  # test_fraction 0.2, then val_fraction 0.1
     return [
         "data=synthetic",
-        "data.image_size=32",
+        f"data.image_size={size}",
         f"data.num_samples={total}",
         f"data.num_classes={classes}",
         "data.val_fraction=0.1",
@@ -124,10 +126,11 @@ def cos_dv_loss(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 def bare_images_per_second(
-    cfg, images: torch.Tensor, batch: int, warmup: int, steps: int, device: torch.device
+    cfg, images: torch.Tensor, batch: int, warmup: int, steps: int, device: torch.device, windows: int = 1
 ) -> float:
     """The same work as ssrl's step with nothing around it: JMI, SDMI with a gradient target (E-step,
-    refresh, M-step) or an EMA target, in cfg's precision, memory layout and compile setting."""
+    refresh, M-step) or an EMA target, in cfg's precision, memory layout and compile setting. The rate
+    over ``steps`` batches after ``warmup``, or the median over ``windows`` such spans one after another."""
     torch.manual_seed(0)
     images = images.to(device)
     views = BatchedViews(cfg.data.views, cfg.data.image_size, cfg.data.channels).to(device)
@@ -153,7 +156,7 @@ def bare_images_per_second(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16-mixed")
     g = torch.Generator(device=device).manual_seed(0)
     marks = []
-    for _ in range(warmup + steps + 1):
+    for _ in range(warmup + steps * windows + 1):
         synchronize(device)
         marks.append(time.perf_counter())
         index = torch.randint(0, len(images), (batch,), device=device)
@@ -185,7 +188,8 @@ def bare_images_per_second(
             opt_target.zero_grad()
             loss.backward()
             opt_target.step()
-    return batch * steps / (marks[warmup + steps] - marks[warmup])
+    spans = [marks[warmup + (k + 1) * steps] - marks[warmup + k * steps] for k in range(windows)]
+    return batch * steps / statistics.median(spans)
 
 
 def timed(fn: Callable[[], Any], count: int, repeats: int, device: torch.device) -> float:
