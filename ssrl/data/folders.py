@@ -29,7 +29,6 @@ from ssrl.data.splits import Splits, split_off_val
 from ssrl.data.views import pixel_crop_boxes, seed_of
 from ssrl.errors import ConfigError
 
-DECODERS = ("auto", "pil", "cpu", "cuda")
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -248,5 +247,3 @@ def check_folder(cfg: Any) -> None:
                 f"data.root={root}: expected class folders under {folder} (layout: "
                 "data.root/train/<class>/<image> and data.root/val/<class>/<image>)"
             )
-    if cfg.get("decode", "auto") not in DECODERS:
-        raise ConfigError(f"data.decode={cfg.decode} is not allowed; allowed: {', '.join(DECODERS)}")

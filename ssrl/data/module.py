@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ssrl.config import Decode
 from ssrl.data.datasets import load_splits
 from ssrl.data.folders import FolderCrops
 from ssrl.data.splits import ImageSet, Part, Splits
@@ -213,10 +214,10 @@ class SSLDataModule(pl.LightningDataModule):
 
     def decoder(self) -> str:
         """How an image folder's training images are decoded: data.decode, with auto resolved."""
-        decode = self.cfg.get("decode", "pil")
-        if decode == "auto":
+        decode = Decode(self.cfg.get("decode", "pil"))
+        if decode == Decode.auto:
             return "cuda" if self._device().type == "cuda" else "pil"
-        return decode
+        return decode.value
 
     def _loader(self, part: Part) -> Any:
         """Fixed-order held-out batches of data.batch_size, the N at which the MI is estimated."""
