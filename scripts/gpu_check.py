@@ -251,7 +251,8 @@ def end_to_end(device: torch.device, sizes: dict, smoke: bool) -> dict[str, Any]
             *sizes["model"],
         ]
 
-    args = args_for(sizes["train_images"], sizes["checkpoint_every"])
+    separate = sizes["resume_images"] != sizes["train_images"]  # else this run is the pair's reference
+    args = args_for(sizes["train_images"], 50 if separate else sizes["checkpoint_every"])
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -275,7 +276,7 @@ def end_to_end(device: torch.device, sizes: dict, smoke: bool) -> dict[str, Any]
                 "mi_rising": mi_start is not None and mi_end is not None and mi_end > mi_start,
             }
         )
-        if sizes["resume_images"] != sizes["train_images"]:
+        if separate:
             args = args_for(sizes["resume_images"], sizes["checkpoint_every"])
             result = run_train([*args, "hydra.run.dir=reference_small"], tmp)
             if result.returncode != 0:
