@@ -219,10 +219,14 @@ class SSLDataModule(pl.LightningDataModule):
             return "cuda" if self._device().type == "cuda" else "pil"
         return decode.value
 
-    def _loader(self, part: Part) -> Any:
-        """Fixed-order held-out batches of data.batch_size, the N at which the MI is estimated."""
+    def _loader(self, part: Part, train: bool = False) -> Any:
+        """Batches of data.batch_size, the N at which the MI is estimated: fixed-order held-out batches,
+        or (``train``, in memory) this process's shuffled training batches."""
         if isinstance(part, ImageSet):
-            return InMemoryBatches(part, self.cfg.batch_size, False, False, self.seed, device=self._device())
+            rank, world = self._ranks() if train else (0, 1)
+            return InMemoryBatches(
+                part, self.cfg.batch_size, train, train, self.seed, self._device(), rank=rank, world_size=world
+            )
         return DataLoader(
             part,
             batch_size=self.cfg.batch_size,
@@ -239,7 +243,7 @@ class SSLDataModule(pl.LightningDataModule):
             transforms = tuple(per_sample_transform(cfg.views, cfg.image_size, cfg.channels, i) for i in (0, 1))
             return DatasetBatches(ViewPairs(part, transforms, self.seed), num_workers=cfg.num_workers, **common)
         if isinstance(part, ImageSet):
-            return InMemoryBatches(part, shuffle=True, drop_last=True, device=self._device(), **common)
+            return self._loader(part, train=True)
         crops = FolderCrops(part, cfg.views, self.seed, self.decoder())
         finish = crops.finish(self._device())
         return DatasetBatches(crops, num_workers=cfg.num_workers, collate=crops.collate, finish=finish, **common)
