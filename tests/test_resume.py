@@ -46,9 +46,10 @@ def test_image_folder_run_resumes_to_the_same_summary(tmp_path, paradigm, sig, w
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("paradigm", "sig", "workers"), [("jmi", signal.SIGKILL, 2), ("sdmi", signal.SIGTERM, 0)])
-def test_per_sample_run_resumes_to_the_same_summary(tmp_path, paradigm, sig, workers):
-    args = [f"paradigm={paradigm}", *ARGS, "data.pipeline=per_sample", f"data.num_workers={workers}"]
+@pytest.mark.parametrize(("paradigm", "sig"), [("jmi", signal.SIGKILL), ("sdmi", signal.SIGTERM)])
+def test_per_sample_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
+    # workers draw the same views as the main process (keys carry (epoch, index)): covered with image folders
+    args = [f"paradigm={paradigm}", *ARGS, "data.pipeline=per_sample", "data.num_workers=0"]
     interrupt_and_resume(tmp_path, args, sig)
 
 
