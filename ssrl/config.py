@@ -31,6 +31,13 @@ class Pipeline(str, Enum):
     per_sample = "per_sample"
 
 
+class Decode(str, Enum):
+    auto = "auto"
+    pil = "pil"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 class OptimizerName(str, Enum):
     sgd = "sgd"
     adamw = "adamw"
@@ -175,7 +182,11 @@ class StyledDigitsConfig(SplitDataConfig):
 
 @dataclass
 class FolderDataConfig(DataConfig):
+    #: Evaluation images: the short side resized to decode_size, then the centre image_size crop.
     decode_size: int = 72
+    #: Training images: auto (cuda on a CUDA device, else pil), pil, cpu (decode_jpeg in the workers) or
+    #: cuda (nvJPEG on the device, a batch at a time); see ssrl.data.folders.
+    decode: Decode = Decode.auto
 
 
 # ------------------------------------------------------------------------------ optim, trainer, logger

@@ -1,5 +1,7 @@
 """Never lose a run: a run killed mid-epoch (SIGKILL) or told to stop (SIGTERM) resumes when the same
-command runs again, and ends with the summary an uninterrupted run with the same seed gives."""
+command runs again, and ends with the summary an uninterrupted run with the same seed gives: with
+in-memory batches, with image folders (decoded and cropped per sample in workers) and with the
+per-sample pipeline, for JMI and SDMI."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY, ssrl_train
+from tests.folders import FOLDER_ARGS, image_folder, without_data
 
 # 4 batches an epoch, 3 epochs, a checkpoint every 2 batches: the first lands mid-epoch.
 ARGS = [*TINY, "trainer.limit_train_batches=4", "trainer.max_epochs=3", "checkpoint_every_n_steps=2"]
@@ -46,9 +49,48 @@ def uninterrupted(tmp_path_factory):
 )
 def test_interrupted_run_resumes_to_the_same_summary(tmp_path, uninterrupted, paradigm, sig):
     args = [f"paradigm={paradigm}", *ARGS]
+    interrupted = interrupt(tmp_path, args, sig)
+    if sig == signal.SIGTERM:
+        stopped = summary_of(interrupted)
+        # issue 12, case 1: resuming it with another estimator and lambda is refused, the folder untouched
+        other = ssrl_train(*args, "estimator=jsd", "marginal.weight=0.5", cwd=interrupted, check=False)
+        assert other.returncode == 2 and "estimator.name=jsd, marginal.weight=0.5: " in other.stderr
+        assert "trained with estimator.name=cos_dv, marginal.weight=1.0" in other.stderr
+        assert summary_of(interrupted) == stopped
+    resume_as(interrupted, args, uninterrupted(paradigm))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("paradigm", "sig", "workers"),
+    [("jmi", signal.SIGTERM, 0), ("sdmi", signal.SIGKILL, 2)],
+)
+def test_image_folder_run_resumes_to_the_same_summary(tmp_path, paradigm, sig, workers):
+    root = image_folder(tmp_path / "images")
+    folder = [*FOLDER_ARGS, f"data.root={root}", f"data.num_workers={workers}"]
+    args = [f"paradigm={paradigm}", *without_data(ARGS), *folder]
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    ssrl_train(*args, cwd=reference)
+    resume_as(interrupt(tmp_path, args, sig), args, summary_of(reference))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("paradigm", "sig"), [("jmi", signal.SIGKILL), ("sdmi", signal.SIGTERM)])
+def test_per_sample_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
+    # workers draw the same views as the main process (keys carry (epoch, index)): covered with image folders
+    args = [f"paradigm={paradigm}", *ARGS, "data.pipeline=per_sample", "data.num_workers=0"]
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    ssrl_train(*args, cwd=reference)
+    resume_as(interrupt(tmp_path, args, sig), args, summary_of(reference))
+
+
+def interrupt(tmp_path, args, sig):
+    """Start ``args`` in a new folder and send ``sig`` once the first (mid-epoch) checkpoint is written;
+    the folder, with a run that did not complete."""
     interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
-
     process = subprocess.Popen(
         [sys.executable, "-m", "ssrl.train", *args],
         cwd=interrupted,
@@ -66,18 +108,17 @@ def test_interrupted_run_resumes_to_the_same_summary(tmp_path, uninterrupted, pa
         assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
         stopped = summary_of(interrupted)
         assert stopped["status"] == "running" and "SIGTERM" in stopped["stopped"]
-        # issue 12, case 1: resuming it with another estimator and lambda is refused, the folder untouched
-        other = ssrl_train(*args, "estimator=jsd", "marginal.weight=0.5", cwd=interrupted, check=False)
-        assert other.returncode == 2 and "estimator.name=jsd, marginal.weight=0.5: " in other.stderr
-        assert "trained with estimator.name=cos_dv, marginal.weight=1.0" in other.stderr
-        assert summary_of(interrupted) == stopped
     else:
         assert process.returncode == -signal.SIGKILL
     assert summary_of(interrupted).get("status") != "completed"
+    return interrupted
 
-    again = ssrl_train(*args, cwd=interrupted)  # the same command again
+
+def resume_as(interrupted, args, reference):
+    """Rerun the same command in ``interrupted``: it ends with the ``reference`` summary."""
+    again = ssrl_train(*args, cwd=interrupted)
     assert "weights_only" not in again.stdout + again.stderr  # loaded with weights_only=True, no warning
-    resumed, reference = summary_of(interrupted), uninterrupted(paradigm)
+    resumed = summary_of(interrupted)
     assert resumed["status"] == "completed"
     for key in SAME:
         assert resumed[key] == reference[key], key

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from scipy.stats import ks_2samp
+from torch import Tensor
 from torchvision.transforms import RandomResizedCrop
 
 from ssrl.data.views import BatchedViews, crop_and_flip, sample_crops
@@ -80,3 +81,36 @@ def test_same_seed_same_views(config):
     second = views(images, torch.Generator().manual_seed(5))
     assert all(torch.equal(x, y) for x, y in zip(first, second, strict=True))
     assert math.isfinite(first[0].sum().item())
+
+
+def test_each_ddp_rank_draws_its_own_crops(config, monkeypatch):
+    """Issue 12, case 5: the crop boxes of DDP ranks 0 and 1 on the same batch index differ, each rank's
+    are reproducible (so a resume redraws them), and rank 0 draws what a single process draws. The rank
+    is the one Lightning's trainer reports to the module (its global_rank), set here directly."""
+    from types import SimpleNamespace
+
+    import ssrl.data.views as views_module
+    from ssrl.paradigms.jmi import JMI
+
+    drawn = []
+
+    def recording(*args, **kwargs):
+        drawn.append(sample_crops(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(views_module, "sample_crops", recording)
+    model = JMI(config(), num_classes=4)
+    batch = (torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8), torch.zeros(16, dtype=torch.long))
+
+    def boxes(rank: int | None, epoch: int = 0, batch_idx: int = 3) -> Tensor:
+        model._trainer = None if rank is None else SimpleNamespace(global_rank=rank, current_epoch=epoch)
+        drawn.clear()
+        model.training_views(batch, batch_idx)
+        return torch.cat(drawn)  # view A's boxes, then view B's
+
+    rank0, rank1 = boxes(0), boxes(1)
+    assert not torch.allclose(rank0, rank1)
+    assert torch.equal(boxes(1), rank1) and torch.equal(boxes(0), rank0)
+    assert torch.equal(boxes(None), rank0)
+    assert not torch.allclose(boxes(1, epoch=1), rank1)
+    model._trainer = None

@@ -1,55 +1,238 @@
-"""Image folders (ImageNet-100, TinyImageNet): data.root/{train,val}/<class>/<image>, decoded on the fly."""
+"""Image folders (ImageNet-100, TinyImageNet): data.root/{train,val}/<class>/<image>, decoded on the fly.
+
+Views follow the standard protocol. Training: each view is a random-resized crop of the *whole* image
+(box drawn as torchvision's RandomResizedCrop, from (seed, epoch, sample index)), resized to
+data.image_size while decoding; flip, colour and the rest follow batched on the device. Evaluation:
+resize the short side to data.decode_size, centre crop data.image_size.
+
+Three ways to decode the training images (``data.decode``):
+  pil    PIL in the DataLoader workers (any format PIL reads); crops resized by PIL (antialiased)
+  cpu    torchvision.io.decode_jpeg (libjpeg-turbo) in the workers; other formats by decode_image
+  cuda   the workers only read the files; each batch is decoded on the device at once (nvJPEG), then
+         cropped and resized there; a file that is not a JPEG is decoded in its worker instead
+  auto   cuda when the run is on a CUDA device, else pil
+Every split's class indices come from train/'s class list; a corrupt file fails naming the file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ssrl.data.splits import Splits, split_off_val
+from ssrl.data.views import pixel_crop_boxes, seed_of
 from ssrl.errors import ConfigError
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def list_classes(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def list_images(folder: Path, classes: list[str]) -> list[tuple[str, int]]:
+    """(path, class index) of every image file under folder/<class>/, indices from ``classes``; the
+    class folders ``folder`` has that ``classes`` lacks are one error naming them."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    present = list_classes(folder)
+    unknown = sorted(set(present) - set(classes))
+    if unknown:
+        raise ConfigError(
+            f"data.root: {folder} has class folders that train/ lacks: {', '.join(unknown)}; "
+            "every class of val/ must also be a class of train/ (their indices come from train/)"
+        )
+    samples = []
+    for name in present:
+        files = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        samples += [(str(p), classes.index(name)) for p in files]
+    if not samples:
+        raise ConfigError(f"data.root: {folder} has no readable images (extensions: {', '.join(IMG_EXTENSIONS)})")
+    return samples
+
+
+def _decode_error(path: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"data.root: cannot decode image {path} ({exc}); remove or replace it")
+
+
+def open_pil(path: str, channels: int) -> Any:
+    """The whole image as PIL, in RGB (channels=3) or grayscale (channels=1)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB" if channels == 3 else "L")
+    except Exception as exc:  # a corrupt or unreadable file: name it, never train on garbage
+        raise _decode_error(path, exc) from exc
+
+
+def decode_tensor(data: Tensor, path: str, channels: int, device: torch.device | str = "cpu") -> Tensor:
+    """Encoded bytes -> uint8 (channels, H, W): decode_jpeg for JPEGs (on ``device``), decode_image
+    (on the CPU) for other formats."""
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    try:
+        if bytes(data[:3].tolist()) == JPEG_MAGIC:
+            return decode_jpeg(data, mode=mode, device=device)
+        return decode_image(data, mode=mode).to(device)
+    except Exception as exc:
+        raise _decode_error(path, exc) from exc
+
+
+def resized_crop(image: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
+    """uint8 (C, H, W) -> the box (left, top, width, height) resized to (C, size, size), antialiased."""
+    from torchvision.transforms.v2 import functional as TF
+
+    left, top, width, height = box
+    crop = image[:, top : top + height, left : left + width]
+    if crop.device.type == "cpu":  # torch's fast uint8 antialiased resize wants channels-last pixels
+        crop = crop.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    return TF.resize(crop, [size, size], antialias=True).contiguous()
 
 
 class FolderImages(Dataset):
-    """An ImageFolder whose images are decoded to uint8 (C, size, size): resize then centre crop."""
+    """The images of one split, item i -> (uint8 (C, size, size), class index) for evaluation: the short
+    side resized to ``resize``, then the centre ``size`` x ``size`` crop."""
 
-    def __init__(self, root: Path, size: int) -> None:
-        import torchvision
-        from torchvision.transforms import v2
+    def __init__(self, samples: list[tuple[str, int]], classes: list[str], size: int, resize: int, channels: int):
+        self.samples, self.classes = samples, classes
+        self.size, self.resize, self.channels = size, resize, channels
 
-        transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
-        self.folder = torchvision.datasets.ImageFolder(str(root), transform=transform)
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def subset(self, index: np.ndarray) -> FolderImages:
+        return FolderImages([self.samples[i] for i in index], self.classes, self.size, self.resize, self.channels)
+
+    def whole(self, i: int) -> Any:
+        """Image i whole, as PIL (what the per-sample pipeline crops from)."""
+        return open_pil(self.samples[i][0], self.channels)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        from torchvision.transforms.v2 import functional as TF
+
+        image = TF.center_crop(TF.resize(self.whole(i), self.resize, antialias=True), self.size)
+        return TF.pil_to_tensor(image), self.samples[i][1]
+
+
+class FolderCrops(Dataset):
+    """Training items of a FolderImages split, keyed (epoch, i): two random-resized crops of the whole
+    image i, drawn from (seed, epoch, i), uint8 (C, size, size) each. With decode="cuda" an item is the
+    file's bytes instead (or the decoded image, for a file that is not a JPEG); ``finish`` then decodes,
+    crops and resizes a whole batch on the device."""
+
+    def __init__(self, folder: FolderImages, recipe: Any, seed: int, decode: str) -> None:
+        self.folder, self.seed, self.decode = folder, seed, decode
+        self.scale, self.ratio = tuple(recipe.crop_scale), tuple(recipe.crop_ratio)
 
     def __len__(self) -> int:
         return len(self.folder)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+    def boxes(self, epoch: int, i: int, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        g = torch.Generator().manual_seed(seed_of(self.seed, 2, epoch, i))
+        return pixel_crop_boxes(width, height, 2, self.scale, self.ratio, g)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Any, int, tuple[int, int]]:
+        epoch, i = key
+        path, label = self.folder.samples[i]
+        size, channels = self.folder.size, self.folder.channels
+        if self.decode == "pil":
+            from PIL import Image
+            from torchvision.transforms.v2 import functional as TF
+
+            image = open_pil(path, channels)
+            crops = [
+                TF.pil_to_tensor(image.resize((size, size), Image.BILINEAR, box=(x, y, x + w, y + h)))
+                for x, y, w, h in self.boxes(epoch, i, *image.size)
+            ]
+            return (crops[0], crops[1]), label, key
+        from torchvision.io import read_file
+
+        data = read_file(path)
+        if self.decode == "cuda" and bytes(data[:3].tolist()) == JPEG_MAGIC:
+            return data, label, key
+        image = decode_tensor(data, path, channels)
+        if self.decode == "cuda":
+            return image, label, key
+        crops = [resized_crop(image, box, size) for box in self.boxes(epoch, i, image.shape[2], image.shape[1])]
+        return (crops[0], crops[1]), label, key
+
+    def collate(self, items: list) -> Any:
+        """A batch: ((A crops, B crops), labels, keys), or, for decode="cuda", (files, labels, keys)."""
+        labels = torch.tensor([label for _, label, _ in items])
+        keys = [key for _, _, key in items]
+        if self.decode == "cuda":
+            return [x for x, _, _ in items], labels, keys
+        return (torch.stack([x[0] for x, _, _ in items]), torch.stack([x[1] for x, _, _ in items])), labels, keys
+
+    def finish(self, device: torch.device) -> Callable[[Any], Any]:
+        """What the main process does to each collated batch: ((A, B), labels), on ``device``."""
+
+        def cropped(batch: Any) -> Any:
+            crops, labels, _ = batch
+            return crops, labels
+
+        def on_device(batch: Any) -> Any:
+            files, labels, keys = batch
+            images = decode_batch(files, [self.folder.samples[i][0] for _, i in keys], self.folder.channels, device)
+            views = ([], [])
+            for image, (epoch, i) in zip(images, keys, strict=True):
+                for view, box in zip(views, self.boxes(epoch, i, image.shape[2], image.shape[1]), strict=True):
+                    view.append(resized_crop(image, box, self.folder.size))
+            return (torch.stack(views[0]), torch.stack(views[1])), labels.to(device)
+
+        return on_device if self.decode == "cuda" else cropped
+
+
+def decode_batch(files: list[Tensor], paths: list[str], channels: int, device: torch.device) -> list[Tensor]:
+    """Encoded JPEGs (1-D uint8 on the CPU) decoded on ``device`` in one call (nvJPEG's batched decode
+    on CUDA); images decoded already (files that were not JPEGs) are moved there. A file that fails is
+    found and named."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    encoded = [k for k, f in enumerate(files) if f.dim() == 1]
+    out = [f.to(device, non_blocking=True) if f.dim() == 3 else f for f in files]
+    if encoded:
         try:
-            return self.folder[index]
-        except Exception as exc:  # a corrupt or unreadable file: name it, never train on garbage
-            path = self.folder.samples[index][0]
-            raise ConfigError(f"data.root: cannot decode image {path} ({exc}); remove or replace it") from exc
+            decoded = decode_jpeg([files[k] for k in encoded], mode=mode, device=device)
+        except Exception as batch_error:
+            for k in encoded:  # which file was it
+                try:
+                    decode_jpeg(files[k], mode=mode, device=device)
+                except Exception as exc:
+                    raise _decode_error(paths[k], exc) from exc
+            raise _decode_error(", ".join(paths[k] for k in encoded), batch_error) from batch_error
+        for k, image in zip(encoded, decoded, strict=True):
+            out[k] = image
+    return out
 
 
 def imagefolder(cfg: Any) -> Splits:
     """ImageNet-100, TinyImageNet or any folder laid out as data.root/{train,val}/<class>/<image>.
 
     The folder's val/ is the test split (as ImageNet's is reported); ssrl's val is a seeded slice of
-    train/."""
+    train/. Class indices are train/'s, in every split."""
     check_folder(cfg)
     root = Path(str(cfg.root)).expanduser()
-    parts = {}
-    for split in ("train", "val"):
-        folder = root / split
-        try:
-            parts[split] = FolderImages(folder, cfg.decode_size)
-        except (FileNotFoundError, RuntimeError) as exc:
-            raise ConfigError(f"data.root={root}: {folder} has no readable images ({exc})") from exc
-    train, val = split_off_val(parts["train"], np.asarray(parts["train"].folder.targets), cfg)
-    return Splits(train, train, val, parts["val"], len(parts["train"].folder.classes))
+    classes = list_classes(root / "train")
+    parts = {
+        split: FolderImages(list_images(root / split, classes), classes, cfg.image_size, cfg.decode_size, cfg.channels)
+        for split in ("train", "val")
+    }
+    train, val = split_off_val(parts["train"], np.asarray(parts["train"].targets), cfg)
+    return Splits(train, train, val, parts["val"], len(classes))
 
 
 def check_folder(cfg: Any) -> None:

@@ -10,13 +10,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ssrl.config import Decode
 from ssrl.data.datasets import load_splits
+from ssrl.data.folders import FolderCrops
 from ssrl.data.splits import ImageSet, Part, Splits
-from ssrl.data.views import per_sample_transform
+from ssrl.data.views import per_sample_transform, seed_of
 
 
-class InMemoryBatches:
-    """Batches of an in-memory ImageSet, held on one device and indexed there.
+class ResumableBatches:
+    """Training batches in an order drawn from (seed, epoch), resumable mid-epoch; subclasses load them.
 
     Every pass over the loader is a new epoch, whose order is a permutation drawn from (seed, epoch),
     so it does not depend on what ran before; with several processes each takes its own slice of every
@@ -24,9 +26,64 @@ class InMemoryBatches:
 
     Resumable mid-epoch: ``state_dict`` / ``load_state_dict`` (through SSLDataModule's, which
     Lightning saves in and restores from every checkpoint), and the next pass continues that epoch. As
-    Lightning fetches one batch ahead, the position saved is the number of batches it has processed
-    (``processed``), not the number handed out.
+    Lightning fetches one batch ahead (and workers further), the position saved is the number of
+    batches it has processed (``processed``), not the number handed out.
     """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.size, self.batch_size, self.shuffle, self.drop_last, self.seed = size, batch_size, shuffle, drop_last, seed
+        self.rank, self.world_size = rank, world_size
+        self.max_batches: int | None = None
+        self.processed: Callable[[], int] | None = None  # the trainer's count of batches done this epoch
+        self.epoch, self.served, self._begun, self._resume = 0, 0, False, False
+
+    def __len__(self) -> int:
+        per_step, n = self.batch_size * self.world_size, self.size
+        full = n // per_step if self.drop_last else -(-n // per_step)
+        return full if self.max_batches is None else min(full, self.max_batches)
+
+    def _order(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.size, generator=g)
+
+    def _indices(self) -> Iterator[Tensor]:
+        """This process's sample indices of the batches left in this epoch, from ``served`` on."""
+        order, per_step = self._order(), self.batch_size * self.world_size
+        for b in range(self.served, len(self)):
+            start = b * per_step + self.rank * self.batch_size
+            yield order[start : start + self.batch_size]
+
+    def _load(self, batches: list[Tensor]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self._resume or self.served >= len(self):
+            self.epoch, self.served = (self.epoch + 1 if self._begun else 0), 0
+        self._begun, self._resume = True, False
+        for batch in self._load(list(self._indices())):
+            self.served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "served": self.processed() if self.processed else self.served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.served, self._begun, self._resume = state["epoch"], state["served"], True, True
+
+
+class InMemoryBatches(ResumableBatches):
+    """Batches of an in-memory ImageSet, held on one device and indexed there."""
 
     def __init__(
         self,
@@ -39,79 +96,96 @@ class InMemoryBatches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
+        super().__init__(len(data), batch_size, shuffle, drop_last, seed, rank, world_size)
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
-        self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
-        self.rank, self.world_size = rank, world_size
-        self.max_batches: int | None = None
-        self.processed: Callable[[], int] | None = None  # the trainer's count of batches done this epoch
-        self.epoch, self.served, self._begun, self._resume = 0, 0, False, False
 
-    def __len__(self) -> int:
-        per_step, n = self.batch_size * self.world_size, len(self.labels)
-        full = n // per_step if self.drop_last else -(-n // per_step)
-        return full if self.max_batches is None else min(full, self.max_batches)
-
-    def _order(self) -> Tensor:
-        if not self.shuffle:
-            return torch.arange(len(self.labels), device=self.images.device)
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(len(self.labels), generator=g).to(self.images.device)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        if not self._resume or self.served >= len(self):
-            self.epoch, self.served = (self.epoch + 1 if self._begun else 0), 0
-        self._begun, self._resume = True, False
-        order, per_step = self._order(), self.batch_size * self.world_size
-        while self.served < len(self):
-            start = self.served * per_step + self.rank * self.batch_size
-            index = order[start : start + self.batch_size]
-            self.served += 1
+    def _load(self, batches: list[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+        for index in batches:
+            index = index.to(self.images.device)
             yield self.images[index], self.labels[index]
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "served": self.processed() if self.processed else self.served}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.served, self._begun, self._resume = state["epoch"], state["served"], True, True
+class _Pending:
+    """A DataLoader's batch sampler that hands out whatever batches of keys its owner set last."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class DatasetBatches(ResumableBatches):
+    """Batches of a Dataset through a DataLoader (workers and all) that reads the keys (epoch, index):
+    each item draws its randomness from (seed, epoch, index), so a resumed epoch reads the same views.
+    ``finish`` runs on each collated batch in the main process (decoding on the device, say)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        num_workers: int,
+        rank: int = 0,
+        world_size: int = 1,
+        collate: Callable | None = None,
+        finish: Callable[[Any], Any] | None = None,
+    ) -> None:
+        super().__init__(len(dataset), batch_size, True, True, seed, rank, world_size)
+        self.finish, self._pending = finish, _Pending()
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self._pending,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            collate_fn=collate,
+        )
+
+    def _load(self, batches: list[Tensor]) -> Iterator[Any]:
+        self._pending.batches = [[(self.epoch, i) for i in index.tolist()] for index in batches]
+        for batch in self.loader:
+            yield self.finish(batch) if self.finish is not None else batch
 
 
 class ViewPairs(Dataset):
-    """Per-sample pipeline: item i -> ((view A, view B), label), made by torchvision in the workers."""
+    """Per-sample pipeline: key (epoch, i) -> ((view A, view B), label), made by torchvision in the
+    workers. The transforms draw from torch's generator, seeded from (seed, epoch, i) for the item (and
+    restored after), so the views do not depend on the worker, the order or a resume. Image folders
+    give the whole image (the crop is drawn from it)."""
 
-    def __init__(self, part: Part, transforms: tuple[Any, Any]) -> None:
-        self.part, self.transforms = part, transforms
+    def __init__(self, part: Part, transforms: tuple[Any, Any], seed: int) -> None:
+        self.part, self.transforms, self.seed = part, transforms, seed
 
     def __len__(self) -> int:
         return len(self.part)
 
-    def __getitem__(self, i: int) -> tuple[tuple[Tensor, Tensor], int]:
-        image, label = (
-            (self.part.images[i], int(self.part.labels[i])) if isinstance(self.part, ImageSet) else self.part[i]
-        )
-        return (self.transforms[0](image), self.transforms[1](image)), label
-
-
-class _Indexed(Dataset):
-    def __init__(self, data: ImageSet) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        return self.data.images[i], int(self.data.labels[i])
+    def __getitem__(self, key: tuple[int, int]) -> tuple[tuple[Tensor, Tensor], int]:
+        epoch, i = key
+        if isinstance(self.part, ImageSet):
+            image, label = self.part.images[i], int(self.part.labels[i])
+        elif hasattr(self.part, "whole"):
+            image, label = self.part.whole(i), self.part.samples[i][1]
+        else:
+            image, label = self.part[i]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_of(self.seed, 3, epoch, i))
+            return (self.transforms[0](image), self.transforms[1](image)), label
 
 
 class SSLDataModule(pl.LightningDataModule):
     """Train batches for the paradigm, val batches for the per-epoch diagnostics, clean batches of
-    every split for the probes."""
+    every split for the probes. Every training loader is resumable mid-epoch (ResumableBatches)."""
 
     def __init__(self, cfg: Any, seed: int) -> None:
         super().__init__()
         self.cfg, self.seed = cfg, seed
         self.splits: Splits | None = None
-        self._train_batches: InMemoryBatches | None = None
+        self._train_batches: ResumableBatches | None = None
         self._resume_state: dict[str, int] | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -135,59 +209,64 @@ class SSLDataModule(pl.LightningDataModule):
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
-    def _loader(self, part: Part, train: bool) -> Any:
-        """Shuffled training batches, or fixed-order held-out batches; both of data.batch_size, the N
-        at which the MI is estimated."""
-        if isinstance(part, ImageSet) and (not train or self.cfg.pipeline == "batched"):
-            trainer = self.trainer if train else None
-            rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-            batches = InMemoryBatches(
-                part,
-                self.cfg.batch_size,
-                shuffle=train,
-                drop_last=train,
-                seed=self.seed,
-                device=self._device(),
-                rank=rank,
-                world_size=world,
-            )
-            if trainer is not None:
-                batches.processed = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed
-                # Lightning's own rule for limit_train_batches, applied by the loader
-                limit = trainer.limit_train_batches
-                batches.max_batches = min(len(batches), limit) if isinstance(limit, int) else int(len(batches) * limit)
-            return batches
-        return self._torch_loader(_Indexed(part) if isinstance(part, ImageSet) else part, train)
+    def _ranks(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
 
-    def _torch_loader(self, dataset: Dataset, train: bool) -> DataLoader:
+    def decoder(self) -> str:
+        """How an image folder's training images are decoded: data.decode, with auto resolved."""
+        decode = Decode(self.cfg.get("decode", "pil"))
+        if decode == Decode.auto:
+            return "cuda" if self._device().type == "cuda" else "pil"
+        return decode.value
+
+    def _loader(self, part: Part, train: bool = False) -> Any:
+        """Batches of data.batch_size, the N at which the MI is estimated: fixed-order held-out batches,
+        or (``train``, in memory) this process's shuffled training batches."""
+        if isinstance(part, ImageSet):
+            rank, world = self._ranks() if train else (0, 1)
+            return InMemoryBatches(
+                part, self.cfg.batch_size, train, train, self.seed, self._device(), rank=rank, world_size=world
+            )
         return DataLoader(
-            dataset,
+            part,
             batch_size=self.cfg.batch_size,
-            shuffle=train,
-            drop_last=train,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
+    def _training_batches(self) -> ResumableBatches:
+        cfg, part = self.cfg, self.splits.train
+        rank, world = self._ranks()
+        common = {"batch_size": cfg.batch_size, "seed": self.seed, "rank": rank, "world_size": world}
+        if cfg.pipeline == "per_sample":
+            transforms = tuple(per_sample_transform(cfg.views, cfg.image_size, cfg.channels, i) for i in (0, 1))
+            return DatasetBatches(ViewPairs(part, transforms, self.seed), num_workers=cfg.num_workers, **common)
+        if isinstance(part, ImageSet):
+            return self._loader(part, train=True)
+        crops = FolderCrops(part, cfg.views, self.seed, self.decoder())
+        finish = crops.finish(self._device())
+        return DatasetBatches(crops, num_workers=cfg.num_workers, collate=crops.collate, finish=finish, **common)
+
     def train_dataloader(self) -> Any:
         self.setup()
-        if self.cfg.pipeline == "per_sample":
-            size, channels = self.cfg.image_size, self.cfg.channels
-            transforms = tuple(per_sample_transform(self.cfg.views, size, channels, i) for i in (0, 1))
-            return self._torch_loader(ViewPairs(self.splits.train, transforms), train=True)
-        loader = self._loader(self.splits.train, train=True)
-        if isinstance(loader, InMemoryBatches):
-            self._train_batches = loader
-            if self._resume_state is not None:
-                loader.load_state_dict(self._resume_state)
-        return loader
+        batches = self._training_batches()
+        trainer = self.trainer
+        if trainer is not None:
+            batches.processed = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            # Lightning's own rule for limit_train_batches, applied by the loader
+            limit = trainer.limit_train_batches
+            batches.max_batches = min(len(batches), limit) if isinstance(limit, int) else int(len(batches) * limit)
+        self._train_batches = batches
+        if self._resume_state is not None:
+            batches.load_state_dict(self._resume_state)
+        return batches
 
     def val_dataloader(self) -> Any:
         self.setup()
-        return self._loader(self.splits.val, train=False)
+        return self._loader(self.splits.val)
 
     def eval_loaders(self) -> dict[str, Any]:
         """Fixed-order loaders for the probes and kNN: "labeled" fits them, "val" and "test" score them."""
         self.setup()
-        return {name: self._loader(getattr(self.splits, name), train=False) for name in ("labeled", "val", "test")}
+        return {name: self._loader(getattr(self.splits, name)) for name in ("labeled", "val", "test")}

@@ -53,10 +53,13 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
 
 
 def subset(part: Part, index: np.ndarray) -> Part:
-    """The images of ``part`` at ``index``, in memory or as a torch Subset."""
+    """The images of ``part`` at ``index``: in memory, the part's own ``subset`` (image folders), or a
+    torch Subset."""
     if isinstance(part, ImageSet):
         at = torch.from_numpy(index)
         return ImageSet(part.images[at], part.labels[at])
+    if hasattr(part, "subset"):
+        return part.subset(index)
     return torch.utils.data.Subset(part, index.tolist())
 
 

@@ -21,6 +21,15 @@ _LUMA = (0.299, 0.587, 0.114)
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
+def seed_of(seed: int, *keys: int) -> int:
+    """One 63-bit seed from a run's seed and integer keys (epoch, batch, rank, sample index, ...): every
+    random draw of a view is a function of such keys, never of what ran before, so a resumed run draws
+    what an uninterrupted one does."""
+    for k in keys:
+        seed = seed * 1_000_003 + k
+    return seed % (2**63)
+
+
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> Tensor:
     return low + (high - low) * torch.rand(n, generator=g, device=g.device)
 
@@ -49,6 +58,22 @@ def sample_crops(
     x0 = torch.rand(n, generator=g, device=g.device) * (1 - w)
     y0 = torch.rand(n, generator=g, device=g.device) * (1 - h)
     return torch.stack([x0, y0, w, h], dim=1)
+
+
+def pixel_crop_boxes(
+    width: int, height: int, n: int, scale: tuple[float, float], ratio: tuple[float, float], g: torch.Generator
+) -> list[tuple[int, int, int, int]]:
+    """``n`` random-resized-crop boxes (left, top, width, height) in whole pixels of a width x height
+    image, drawn from the whole image as torchvision's RandomResizedCrop draws them: area fraction ~
+    U(scale), log of the box's aspect ratio in pixels ~ U(log ratio)."""
+    aspect = height / width  # a ratio of fractions (w/W) / (h/H) = pixel ratio * H / W
+    boxes = sample_crops(n, scale, (ratio[0] * aspect, ratio[1] * aspect), g).tolist()
+    out = []
+    for x0, y0, w, h in boxes:
+        pw, ph = max(1, min(width, round(w * width))), max(1, min(height, round(h * height)))
+        left, top = min(int(x0 * width), width - pw), min(int(y0 * height), height - ph)
+        out.append((left, top, pw, ph))
+    return out
 
 
 def crop_and_flip(x: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
@@ -148,11 +173,16 @@ class BatchedViews(nn.Module):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return self.normalize(x)
 
-    def view(self, x: Tensor, index: int, g: torch.Generator) -> Tensor:
+    def view(self, x: Tensor, index: int, g: torch.Generator, crop: bool = True) -> Tensor:
+        """View ``index`` (0: A, 1: B) of the batch. ``crop=False``: the images are crops already (image
+        folders are cropped from the whole image while decoding), so only flip and the rest follow."""
         r, n = self.recipe, len(x)
-        x = crop_and_flip(
-            x, sample_crops(n, tuple(r.crop_scale), tuple(r.crop_ratio), g), _chance(n, r.flip_p, g), self.size
-        )
+        if crop:
+            x = crop_and_flip(
+                x, sample_crops(n, tuple(r.crop_scale), tuple(r.crop_ratio), g), _chance(n, r.flip_p, g), self.size
+            )
+        else:
+            x = _where(_chance(n, r.flip_p, g), x.flip(-1), x)
         if r.jitter_p > 0:
             x = color_jitter(x, r.jitter_p, r.brightness, r.contrast, r.saturation, r.hue, g)
         if r.grayscale_p > 0 and x.shape[1] == 3:
@@ -166,6 +196,10 @@ class BatchedViews(nn.Module):
     def forward(self, images: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
         x = images.float() / 255
         return self.view(x, 0, g), self.view(x, 1, g)
+
+    def from_crops(self, crops: tuple[Tensor, Tensor], g: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Two uint8 batches already cropped to size (view A's crops, view B's) -> the two views."""
+        return self.view(crops[0].float() / 255, 0, g, crop=False), self.view(crops[1].float() / 255, 1, g, crop=False)
 
 
 def per_sample_transform(recipe: Any, size: int, channels: int, index: int) -> Any:

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from ssrl.data.views import BatchedViews
+from ssrl.data.views import BatchedViews, seed_of
 from ssrl.evaluation import collapse
 from ssrl.mi.critics import Critic
 from ssrl.mi.estimators import bound_values, mi_estimates
@@ -88,22 +88,25 @@ class MIParadigm(pl.LightningModule):
         raise NotImplementedError
 
     def _generator(self, *keys: int) -> torch.Generator:
-        seed = self.cfg.seed
-        for k in keys:
-            seed = seed * 1_000_003 + k
-        return torch.Generator(device=self.device).manual_seed(seed % (2**63))
+        return torch.Generator(device=self.device).manual_seed(seed_of(self.cfg.seed, *keys))
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.trainer.channels_last else x
 
     def training_views(self, batch: Any, batch_idx: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(view A, view B, labels). Batched views draw from (seed, epoch, batch), so a resumed run
-        sees the views an uninterrupted run would."""
+        """(view A, view B, labels). Batched views draw from (seed, epoch, batch, rank), so a resumed
+        run sees the views an uninterrupted run would, and each DDP process draws its own (rank 0 draws
+        what a single process does). A batch is uint8 images (views made here), a pair of uint8 crops
+        (image folders: cropped while decoding; the rest is made here), or a pair of finished float
+        views (data.pipeline=per_sample)."""
         images, labels = batch
+        rank = (self.global_rank,) if self.global_rank else ()
         if isinstance(images, (tuple, list)):
             xa, xb = images
+            if xa.dtype == torch.uint8:
+                xa, xb = self.views.from_crops((xa, xb), self._generator(0, self.current_epoch, batch_idx, *rank))
         else:
-            xa, xb = self.views(images, self._generator(0, self.current_epoch, batch_idx))
+            xa, xb = self.views(images, self._generator(0, self.current_epoch, batch_idx, *rank))
         return self._layout(xa), self._layout(xb), labels
 
     def probe_loss(self, features: Tensor, labels: Tensor) -> Tensor:

@@ -1,0 +1,148 @@
+"""Image folders: training crops drawn from the whole image as torchvision's RandomResizedCrop draws
+them, the standard evaluation transform, the three decode paths agreeing, a corrupt file named, every
+split's classes indexed as train/'s (issue 12, case 7), and grayscale folders kept grayscale (case 8)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.stats import ks_2samp
+from torchvision.transforms import v2
+
+from ssrl.data.folders import FolderCrops, FolderImages, imagefolder
+from ssrl.errors import ConfigError
+from tests.conftest import TINY, ssrl_train
+from tests.folders import FOLDER_ARGS, image_folder, without_data
+
+DECODERS = ("pil", "cpu", "cuda")  # "cuda" runs its batch decode on the CPU here: the same code path
+
+
+def crops_of(folder: FolderImages, recipe, decode: str, keys: list[tuple[int, int]]):
+    """The training crops of ``keys`` through the ``decode`` path, as the loader makes them."""
+    crops = FolderCrops(folder, recipe, seed=0, decode=decode)
+    batch = crops.collate([crops[k] for k in keys])
+    return crops.finish(torch.device("cpu"))(batch)[0]
+
+
+def one_image(tmp_path, pixels: np.ndarray, name: str = "x.png") -> FolderImages:
+    path = tmp_path / name
+    Image.fromarray(pixels).save(path, quality=98)
+    return FolderImages([(str(path), 0)], ["a"], size=32, resize=36, channels=3)
+
+
+def test_crop_boxes_are_drawn_from_the_whole_image_as_torchvision_draws_them(config):
+    recipe = config("data=imagefolder", "data.root=/unused").data.views
+    width, height, n = 500, 375, 20000
+    crops = FolderCrops(FolderImages([], [], 224, 256, 3), recipe, seed=0, decode="pil")
+    ours = torch.tensor([box for i in range(n // 2) for box in crops.boxes(0, i, width, height)], dtype=torch.float)
+    torch.manual_seed(0)
+    image = torch.zeros(3, height, width)
+    theirs = torch.tensor(
+        [v2.RandomResizedCrop.get_params(image, list(recipe.crop_scale), list(recipe.crop_ratio)) for _ in range(n)],
+        dtype=torch.float,
+    )  # (top, left, height, width)
+    area = ours[:, 2] * ours[:, 3] / (width * height), theirs[:, 2] * theirs[:, 3] / (width * height)
+    ratio = ours[:, 2] / ours[:, 3], theirs[:, 3] / theirs[:, 2]
+    assert ks_2samp(area[0].numpy(), area[1].numpy()).statistic < 0.02
+    assert ks_2samp(ratio[0].numpy(), ratio[1].numpy()).statistic < 0.03
+    assert (ours[:, 0] >= 0).all() and (ours[:, 0] + ours[:, 2] <= width).all()
+    assert (ours[:, 1] >= 0).all() and (ours[:, 1] + ours[:, 3] <= height).all()
+    # from the whole image: boxes reach every edge, and their centres spread over it as torchvision's do
+    assert ours[:, 0].min() == 0 and (ours[:, 0] + ours[:, 2]).max() == width
+    centre = (ours[:, 0] + ours[:, 2] / 2) / width, (theirs[:, 1] + theirs[:, 3] / 2) / width
+    assert ks_2samp(centre[0].numpy(), centre[1].numpy()).statistic < 0.03
+    # a new epoch, a new draw; the same key, the same draw
+    assert crops.boxes(1, 0, width, height) != crops.boxes(0, 0, width, height)
+    assert crops.boxes(0, 0, width, height) == crops.boxes(0, 0, width, height)
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+def test_training_crops_see_the_margins_an_evaluation_crop_cuts_off(tmp_path, config, decode):
+    recipe = config("data=imagefolder", "data.root=/unused").data.views
+    pixels = np.zeros((375, 500, 3), dtype=np.uint8)
+    pixels[:, :40, 2] = 255  # a blue band at the left edge, outside the centre crop
+    folder = one_image(tmp_path, pixels, "x.jpg" if decode != "pil" else "x.png")
+    assert folder[0][0][2].max() < 60  # the evaluation crop does not reach it
+    a, b = crops_of(folder, recipe, decode, [(epoch, 0) for epoch in range(64)])
+    assert a.shape == b.shape == (64, 3, 32, 32) and a.dtype == torch.uint8
+    blue = torch.cat([a, b])[:, 2].amax(dim=(1, 2)) > 200
+    assert 0.05 < blue.float().mean() < 0.9
+
+
+def test_decode_paths_make_the_same_crops(tmp_path, config):
+    recipe = config("data=imagefolder", "data.root=/unused").data.views
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (15, 20, 3)), np.ones((25, 25, 1))).astype(np.uint8)  # 375 x 500
+    folder = one_image(tmp_path, smooth, "x.jpg")
+    keys = [(epoch, 0) for epoch in range(8)]
+    pil, cpu, cuda = (crops_of(folder, recipe, decode, keys) for decode in DECODERS)
+    torch.testing.assert_close(cpu, cuda)  # the same decoder and resize, batched or not
+    for ours, theirs in zip(pil, cpu, strict=True):  # PIL's and libjpeg-turbo's decode and resize differ a little
+        assert (ours.float() - theirs.float()).abs().mean() < 6
+
+
+def test_evaluation_transform_resizes_the_short_side_then_crops_the_centre(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
+    folder = one_image(tmp_path, pixels)
+    folder = FolderImages(folder.samples, ["a"], size=224, resize=256, channels=3)
+    image, label = folder[0]
+    standard = v2.Compose([v2.Resize(256), v2.CenterCrop(224), v2.PILToTensor()])(Image.open(folder.samples[0][0]))
+    assert image.shape == (3, 224, 224) and label == 0
+    assert torch.equal(image, standard)
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@pytest.mark.parametrize("content", [b"not an image at all", b"\xff\xd8\xff" + b"a broken JPEG" * 8])
+def test_a_corrupt_file_is_named(tmp_path, config, decode, content):
+    recipe = config("data=imagefolder", "data.root=/unused").data.views
+    good = one_image(tmp_path, np.zeros((20, 30, 3), dtype=np.uint8), "good.jpg")
+    (tmp_path / "bad.jpg").write_bytes(content)
+    folder = FolderImages([*good.samples, (str(tmp_path / "bad.jpg"), 0)], ["a"], 8, 10, 3)
+    with pytest.raises(ConfigError, match=r"cannot decode image .*bad\.jpg"):
+        crops_of(folder, recipe, decode, [(0, 0), (0, 1)])
+    with pytest.raises(ConfigError, match=r"cannot decode image .*bad\.jpg"):
+        folder[1]
+
+
+def test_every_split_is_indexed_by_the_training_classes(tmp_path, config):
+    root = image_folder(tmp_path / "ok", train=("a", "b", "c"), val=("a", "c"), per_class=4)
+    splits = imagefolder(config(*FOLDER_ARGS, f"data.root={root}", tiny=False).data)
+    assert splits.num_classes == 3
+    assert sorted(set(splits.test.targets)) == [0, 2]  # val/c is class 2, as in train/, not 1
+    assert all(("/a/" in p) == (y == 0) and ("/c/" in p) == (y == 2) for p, y in splits.test.samples)
+
+    extra = image_folder(tmp_path / "extra", train=("a", "b"), val=("a", "d"), per_class=4)
+    with pytest.raises(ConfigError, match=r"class folders that train/ lacks: d"):
+        imagefolder(config(*FOLDER_ARGS, f"data.root={extra}", tiny=False).data)
+
+
+@pytest.mark.slow
+def test_a_val_folder_missing_a_class_is_scored_right(tmp_path):
+    root = image_folder(tmp_path / "images", train=("a", "b", "c"), val=("a", "c"))
+    args = [*without_data(TINY), *FOLDER_ARGS, f"data.root={root}", "trainer.limit_train_batches=1"]
+    ssrl_train(*args, "hydra.run.dir=run", cwd=tmp_path)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["probe_acc"] == 1.0 and summary["probe_acc_init"] == 1.0  # separable colours, right labels
+
+
+@pytest.mark.slow
+def test_a_grayscale_folder_trains_with_one_channel(tmp_path, config):
+    root = image_folder(tmp_path / "images", grayscale=True)
+    args = [*FOLDER_ARGS, f"data.root={root}", "data.channels=1", "data.views.mean=[0.5]", "data.views.std=[0.25]"]
+    from ssrl.data.module import SSLDataModule
+
+    data = SSLDataModule(config(*args, tiny=False).data, seed=0)
+    (a, b), _ = next(iter(data.train_dataloader()))
+    images, _ = next(iter(data.val_dataloader()))
+    assert a.shape[1:] == b.shape[1:] == images.shape[1:] == (1, 8, 8)
+
+    ssrl_train(*without_data(TINY), *args, "trainer.limit_train_batches=1", "hydra.run.dir=run", cwd=tmp_path)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["config"]["backbone"]["in_channels"] == 1
+    assert summary["probe_acc"] == 1.0
