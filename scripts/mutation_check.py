@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MECH = "tests/test_mechanisms.py"
 STEPS = "tests/test_steps.py"
 PRESETS = "tests/test_presets.py"
+SPLITS = "tests/test_splits.py"
+SEEDS = "tests/test_report_seeds.py"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,71 @@ MUTANTS = [
         "return Step(terms.objective(self.weight), terms, scores)",
         (f"{PRESETS}::test_simsiam_is_simsiam",),
     ),
+    # ---------------------------------------------------------------- splits, MI units, seeds (issue 9)
+    Mutant(
+        "val-split-overlaps-test",
+        "ssrl/data/splits.py",
+        "train, val = split_off_val(subset(whole, rest), labels[rest], cfg)",
+        "train, val = split_off_val(whole, labels, cfg)",
+        (f"{SPLITS}::test_three_splits_are_disjoint_whole_stratified_and_fixed_by_their_seed",),
+    ),
+    Mutant(
+        "styled-digits-val-sources-are-test-sources",
+        "ssrl/data/styled_digits.py",
+        "return rest[kept], rest[held], test",
+        "return rest[kept], test, test",
+        (f"{SPLITS}::test_styled_digits_cut_by_source_digit",),
+    ),
+    Mutant(
+        "per-epoch-diagnostics-on-test",
+        "ssrl/data/module.py",
+        "return self._loader(self.splits.val)",
+        "return self._loader(self.splits.test)",
+        (f"{SPLITS}::test_per_epoch_diagnostics_read_val_and_the_probes_score_val_and_test",),
+    ),
+    Mutant(
+        "nwj-reported-as-mi",
+        "ssrl/mi/estimators.py",
+        'MI_IN_NATS: dict[str, Callable[[Tensor], Terms]] = {"dv": dv, "infonce": infonce}',
+        'MI_IN_NATS: dict[str, Callable[[Tensor], Terms]] = {"dv": nwj, "infonce": infonce}',
+        ("tests/test_estimators.py::test_mi_in_nats_is_shift_invariant_and_the_others_are_not",),
+    ),
+    Mutant(
+        "mi-rise-read-from-dv-for-infonce",
+        "ssrl/mi/estimators.py",
+        'return "infonce" if estimator == "infonce" else "dv"',
+        'return "dv"',
+        (f"{SEEDS}::test_mi_rise_reads_the_nats_estimate_that_tracks_the_estimator",),
+    ),
+    Mutant(
+        "t-interval-with-the-normal-quantile",
+        "ssrl/analysis/intervals.py",
+        "half = float(t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)",
+        "half = 1.96 * s / math.sqrt(n)",
+        (f"{SEEDS}::test_t_interval_matches_a_hand_computation",),
+    ),
+    Mutant(
+        "probe-gain-unpaired",
+        "ssrl/analysis/cells.py",
+        'return paired_interval(self.values("probe_acc"), self.values("probe_acc_init"))',
+        'return t_interval(self.values("probe_acc"))',
+        (f"{SEEDS}::test_cells_give_intervals_and_count_verdicts",),
+    ),
+    Mutant(
+        "learns-without-significance",
+        "ssrl/analysis/cells.py",
+        'word = "learns" if gain and gain.low > 0 and rise and rise.low > 0 else "neither"',
+        'word = "learns" if gain and gain.mean > 0 and rise and rise.low > 0 else "neither"',
+        (f"{SEEDS}::test_cells_give_intervals_and_count_verdicts",),
+    ),
+    Mutant(
+        "same-run-ignores-jsd-joint-term",
+        "ssrl/run/same_run.py",
+        'JOINT_ONLY = ("cos_dv", "infonce", "nwj")',
+        'JOINT_ONLY = ("cos_dv", "infonce", "nwj", "jsd")',
+        ("tests/test_same_run.py::test_the_axes_that_can",),
+    ),
+
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -89,3 +89,22 @@ def test_two_seed_sweep_reports_means_intervals_and_n(tmp_path):
         assert cell["probe (test)"] == f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
         assert cell["verdict"].endswith("/2")
     assert (sweep / "mi_curves.png").is_file()
+
+
+def test_mi_rise_reads_the_nats_estimate_that_tracks_the_estimator(tmp_path):
+    """InfoNCE runs are read through InfoNCE, the others (JSD's value is not MI) through DV."""
+    from ssrl.analysis.runs import collect
+
+    history = [{"epoch": 0, "mi": {"dv": 0.0, "infonce": 0.5}}, {"epoch": 1, "mi": {"dv": 3.0, "infonce": 2.0}}]
+    for estimator in ("infonce", "jsd"):
+        write_summary(
+            tmp_path / estimator,
+            {
+                "status": "completed",
+                "overrides": [f"estimator={estimator}"],
+                "history": history,
+                "config": {"estimator": {"name": estimator}},
+            },
+        )
+    changes = {r.estimator: r.mi_change for r in collect(tmp_path)}
+    assert changes == {"infonce": (0.5, 2.0), "jsd": (0.0, 3.0)}

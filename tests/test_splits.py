@@ -79,3 +79,15 @@ def test_collapse_rule_is_read_from_config(tmp_path):
     assert lenient["collapsed"] is False and strict["collapsed"] is True
     assert strict["protocol"]["collapse_rule"] == {"std_fraction": 100.0, "min_rank": 2.0}
     assert lenient["history"][-1]["embedding_std"] == strict["history"][-1]["embedding_std"]  # same run
+
+
+def test_per_epoch_diagnostics_read_val_and_the_probes_score_val_and_test():
+    cfg = compose_config()
+    data = SSLDataModule(cfg.data, cfg.seed)
+    data.setup()
+    val = torch.cat([images for images, _ in data.val_dataloader()])
+    assert torch.equal(val, data.splits.val.images)
+    loaders = data.eval_loaders()
+    for name in ("labeled", "val", "test"):
+        images = torch.cat([x for x, _ in loaders[name]])
+        assert torch.equal(images, getattr(data.splits, name).images), name
