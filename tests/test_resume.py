@@ -53,7 +53,10 @@ def test_interrupted_run_resumes_to_the_same_summary(tmp_path, uninterrupted, pa
     if sig == signal.SIGTERM:
         stopped = summary_of(interrupted)
         # issue 12, case 1: resuming it with another estimator and lambda is refused, the folder untouched
-        other = ssrl_train(*args, "estimator=jsd", "marginal.weight=0.5", cwd=interrupted, check=False)
+        folder = next(interrupted.glob("outputs/runs/*/summary.json")).parent
+        other = ssrl_train(
+            *args, "estimator=jsd", "marginal.weight=0.5", f"hydra.run.dir='{folder}'", cwd=interrupted, check=False
+        )
         assert other.returncode == 2 and "estimator.name=jsd, marginal.weight=0.5: " in other.stderr
         assert "trained with estimator.name=cos_dv, marginal.weight=1.0" in other.stderr
         assert summary_of(interrupted) == stopped

@@ -105,7 +105,10 @@ def single_run(config_dir: str, config_name: str, overrides: list[str], multirun
     """(config, run folder) of a command line that runs one job, None for a multirun."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg: Any = compose(config_name, overrides=overrides, return_hydra_config=True)
+        try:
+            cfg: Any = compose(config_name, overrides=overrides, return_hydra_config=True)
+        except Exception:  # a hydra.* override Hydra itself will report (check() leaves those to it)
+            return None
     if multirun or cfg.hydra.mode == RunMode.MULTIRUN:
         return None
     run_dir = Path(str(cfg.hydra.run.dir))
