@@ -12,7 +12,7 @@ import pytest
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # about a minute alone; it ran past 900 s on 2 cores shared with four other jobs
+@pytest.mark.timeout(1800)  # it ran past 900 s on 2 cores shared with four other jobs
 def test_gpu_check_smoke_runs_every_part(tmp_path, repo_root):
     out = tmp_path / "out"
     result = subprocess.run(
