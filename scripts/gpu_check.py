@@ -231,9 +231,13 @@ def run_train(args: list[str], cwd: Path, wait: bool = True) -> Any:
 def tensorboard_losses(run_dir: Path) -> list[float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    from ssrl.run.tensorboard import FOLDER
+
+    (log_dir,) = {p.parent for p in (run_dir / FOLDER).rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     events.Reload()
-    return [e.value for e in events.Scalars("train/loss")] if "train/loss" in events.Tags()["scalars"] else []
+    tag = "training/loss"
+    return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
 
 def end_to_end(device: torch.device, sizes: dict, smoke: bool) -> dict[str, Any]:

@@ -287,12 +287,13 @@ def test_a_run_ends_with_its_summary_block(finished):
     assert rows["status"] == "completed"
     assert rows["probe accuracy"] == f"{summary['probe_acc']:.3f} (untrained encoder {summary['probe_acc_init']:.3f})"
     assert rows["kNN accuracy"] == f"{summary['knn_acc']:.3f} (untrained encoder {summary['knn_acc_init']:.3f})"
-    start, end = summary["mi_init"]["cos_dv"], summary["mi"]["cos_dv"]
-    assert rows["MI held out, nats"].startswith(f"start -> end: cos_dv {start:.2f} -> {end:.2f}")
+    start, end = summary["mi_init"]["dv"], summary["mi"]["dv"]
+    assert rows["MI held out, nats"].startswith(f"start -> end: dv {start:.2f} -> {end:.2f}")
+    assert "jsd" not in rows["MI held out, nats"] and "nwj" not in rows["MI held out, nats"]  # nats only
     assert rows["collapsed"].startswith("yes" if summary["collapsed"] else "no")
     assert rows["wall time"] == f"{summary['wall_s']:.1f} s"
     assert rows["summary"] == str(run.resolve() / "summary.json")
-    assert rows["TensorBoard"] == f"tensorboard --logdir {run.resolve() / 'tb'}"
+    assert rows["TensorBoard"] == f"tensorboard --logdir {run.resolve() / 'tensorboard'}"
     assert "weights_only" not in result.stdout + result.stderr
     log = (run / "train.log").read_text()
     assert "`Trainer.fit` stopped: `max_epochs=1` reached." in log and "probe accuracy" in log

@@ -158,13 +158,14 @@ def train(
     ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``)."""
     validate(cfg)
     device_defaults(cfg)
+    place = place or tensorboard.single_run_place(run_dir, overrides)
     checkpoint = run_dir / CHECKPOINT
     previous = read_summary(run_dir) if cfg.resume else None
     longer = check_resume(cfg, run_dir, checkpoint) if cfg.resume else []  # the same experiment, or refused
     if previous and previous.get("status") == "completed" and not longer:
         log.info(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
         logger = (previous.get("config") or {}).get("logger", {}).get("name", cfg.logger.name)  # the run's own
-        log.info(summary_block(previous, run_dir, logger))
+        log.info(summary_block(previous, run_dir, logger, place.logdir))
         return previous
     resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
     if resume_from and longer:
@@ -189,7 +190,6 @@ def train(
         return {**base, "wall_s": time.time() - started}
 
     stop = StopOnSignal(checkpoint)
-    place = place or tensorboard.single_run_place(run_dir, overrides)
     trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop], place)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
@@ -217,7 +217,7 @@ def train(
             )
         log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
         if lead:
-            log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name))
+            log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name, place.logdir))
         stop.hand_over()  # under submitit: its handler requeues the job and exits
         sys.exit(128 + stop.signal)
     trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
@@ -228,5 +228,5 @@ def train(
     summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
     log_final(trainer, cfg, model.to(device), data, summary)
     write_summary(run_dir, summary)
-    log.info(summary_block(summary, run_dir, cfg.logger.name))
+    log.info(summary_block(summary, run_dir, cfg.logger.name, place.logdir))
     return summary

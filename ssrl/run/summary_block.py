@@ -29,8 +29,11 @@ def _collapsed(summary: dict[str, Any]) -> str:
     return f"{'yes' if summary['collapsed'] else 'no'} ({how})"
 
 
-def summary_block(summary: dict[str, Any], run_dir: Path, logger: str = "tensorboard") -> str:
-    """Lines of the end-of-run block for a summary (completed or stopped) of the run in ``run_dir``."""
+def summary_block(
+    summary: dict[str, Any], run_dir: Path, logger: str = "tensorboard", tensorboard_dir: Path | None = None
+) -> str:
+    """Lines of the end-of-run block for a summary (completed or stopped) of the run in ``run_dir``;
+    ``tensorboard_dir`` is the folder to point TensorBoard at (a sweep's, or the run's own)."""
     run_dir = Path(run_dir).resolve()
     status = summary.get("status", "?")
     if summary.get("stopped"):
@@ -54,7 +57,8 @@ def summary_block(summary: dict[str, Any], run_dir: Path, logger: str = "tensorb
     if logger == "csv":
         rows.append(("metrics (CSV)", str(run_dir / "csv" / "metrics.csv")))
     else:
-        rows.append(("TensorBoard", f"tensorboard --logdir {run_dir / 'tb'}"))
+        logdir = Path(tensorboard_dir).resolve() if tensorboard_dir else run_dir / "tensorboard"
+        rows.append(("TensorBoard", f"tensorboard --logdir {logdir}"))
     width = max(len(name) for name, _ in rows)
     rule = "=" * 72
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
