@@ -11,7 +11,7 @@ Then each floor of the benchmark, PASS or FAIL:
 Writes the table as markdown and JSON to --out; exits 1 if a floor fails.
 
     python scripts/benchmark_power.py                          # 3 seeds, about 5 min on 2 cores
-    python scripts/benchmark_power.py --seeds 5 --out docs/benchmark_power
+    python scripts/benchmark_power.py --seeds 5 --out /tmp/floors data.renders=2   # another design
 """
 
 from __future__ import annotations
@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32, help="backbone.width (64 = torchvision's ResNet-18)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark_power"))
+    parser.add_argument("overrides", nargs="*", help="more ssrl-train overrides, e.g. data.renders=2")
     args = parser.parse_args()
-    overrides = [f"data={args.data}", f"backbone.width={args.width}"]
+    overrides = [f"data={args.data}", f"backbone.width={args.width}", *args.overrides]
 
     raw = raw_pixel_probe(compose(overrides))
     seeds = list(range(args.seeds))
@@ -122,7 +123,8 @@ def main() -> None:
         f"# Benchmark floors: data={args.data}, ResNet-18 at width {args.width}",
         "",
         "Command: `python scripts/benchmark_power.py "
-        f"--data {args.data} --width {args.width} --seeds {args.seeds}`; test split; mean [95% t-interval] over "
+        f"--data {args.data} --width {args.width} --seeds {args.seeds} {' '.join(args.overrides)}`; test split; "
+        "mean [95% t-interval] over "
         f"{args.seeds} seeds. Machine: {torch.get_num_threads()} torch threads on the CPU.",
         "",
         "| measure | value |",
