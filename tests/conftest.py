@@ -51,17 +51,19 @@ def ssrl_train(*args: str, cwd: Path, timeout: int = 900, check: bool = True):
     return result
 
 
-def two_batch_trainer():
-    """A Lightning Trainer for 2 training batches on the CPU, without validation, logs or checkpoints."""
+def two_batch_trainer(batches: int = 2, epochs: int = 1, callbacks: tuple = ()):
+    """A Lightning Trainer for ``epochs`` of ``batches`` training batches (2 and 1 by default) on the
+    CPU, without validation, logs or checkpoints."""
     import pytorch_lightning as pl
 
     return pl.Trainer(
         accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
+        max_epochs=epochs,
+        limit_train_batches=batches,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=list(callbacks),
     )

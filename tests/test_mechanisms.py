@@ -151,18 +151,7 @@ def test_ema_target_equals_its_closed_form(config, end):
             thetas.append(torch.nn.utils.parameters_to_vector(module.online.parameters()).detach().clone())
             targets.append(torch.nn.utils.parameters_to_vector(module.target.parameters()).detach().clone())
 
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Record()],
-    )
-    trainer.fit(model, data)
+    two_batch_trainer(epochs=2, callbacks=(Record(),)).fit(model, data)
     total = 4
     m = [ema_momentum(k, total, 0.6, None if end == "null" else float(end)) for k in range(total)]
     for k in range(1, total + 1):

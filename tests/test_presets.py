@@ -11,6 +11,7 @@ import torch
 from ssrl.data.module import SSLDataModule
 from ssrl.run.job import PARADIGMS, train
 from tests import published_losses
+from tests.conftest import two_batch_trainer
 
 
 def preset_model_and_views(config, name):
@@ -100,17 +101,7 @@ def fit_recording_lrs(model, data, batches=2, epochs=2):
         def on_train_batch_end(self, trainer, *args):
             lrs.append([[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers])
 
-    pl.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        limit_train_batches=batches,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Record()],
-    ).fit(model, data)
+    two_batch_trainer(batches, epochs, (Record(),)).fit(model, data)
     return lrs
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 
 import pytest
 
 from ssrl.analysis.intervals import paired_interval, t_interval
 from ssrl.report import write_report
 from ssrl.run.summary import write_summary
-from tests.conftest import TINY
+from tests.conftest import TINY, ssrl_train
 
 T_975 = {1: 12.706204736174707, 2: 4.302652729911275}  # Student's t quantile 0.975 at 1 and 2 dof
 
@@ -75,10 +73,7 @@ def test_cells_give_intervals_and_count_verdicts(tmp_path):
 def test_two_seed_sweep_reports_means_intervals_and_n(tmp_path):
     """A real 2-seed multirun: the report written at its end has one cell per paradigm, n = 2."""
     args = ["-m", "paradigm=jmi,sdmi", "seed=0,1", *TINY]
-    result = subprocess.run(
-        [sys.executable, "-m", "ssrl.train", *args], cwd=tmp_path, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    ssrl_train(*args, cwd=tmp_path)
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     cells = list(csv.DictReader((sweep / "cells.csv").read_text().splitlines()))
     assert sorted(c["paradigm"] for c in cells) == ["jmi", "sdmi"] and all(c["n"] == "2" for c in cells)

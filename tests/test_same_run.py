@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from omegaconf import OmegaConf
 
 from ssrl.run.same_run import training_identity
-from tests.conftest import TINY, compose_config
+from tests.conftest import TINY, compose_config, ssrl_train
 
 
 def identity(*overrides: str) -> dict:
@@ -37,10 +35,7 @@ def test_the_axes_that_can():
 @pytest.mark.slow
 def test_a_sweep_runs_each_distinct_run_once(tmp_path):
     args = ["-m", "marginal=none", "estimator=cos_dv,infonce,jsd", *TINY]
-    result = subprocess.run(
-        [sys.executable, "-m", "ssrl.train", *args], cwd=tmp_path, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    ssrl_train(*args, cwd=tmp_path)
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     summaries = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
     by_estimator = {s["config"]["estimator"]["name"]: s for s in summaries.values()}
