@@ -11,8 +11,8 @@ from ssrl.run.callbacks import AtomicCheckpointIO
 from ssrl.run.job import train
 from tests.conftest import compose_config
 
-#: 6 batches in one epoch.
-SIX = ["trainer.limit_train_batches=6", "trainer.max_epochs=1"]
+#: 6 batches in one epoch (320 images: 64 test, 52 val, 204 to train on, 6 batches of 32).
+SIX = ["data.num_samples=320", "trainer.limit_train_batches=6", "trainer.max_epochs=1"]
 
 
 @pytest.fixture
