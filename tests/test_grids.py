@@ -38,6 +38,7 @@ def test_failed_job_is_recorded_and_only_it_reruns(tmp_path):
         "data.image_size=8",
         "data.decode_size=8",
         "data.batch_size=8",
+        "data.val_fraction=0.5",  # 16 images in train/: 8 to train on, 8 for val (one batch each)
         "data.num_workers=0",
         *[a for a in TINY if not a.startswith("data=")],
     ]
