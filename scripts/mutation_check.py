@@ -89,8 +89,8 @@ MUTANTS = [
     Mutant(
         "probe-standardised-on-test",
         "ssrl/evaluation/probes.py",
-        "probe.fit(train[0].numpy(), train[1].numpy())",
-        "probe.fit(train[0].numpy(), train[1].numpy()); probe[0].fit(test[0].numpy())",
+        "float(np.mean(probe.predict(x.numpy()) == y.numpy()))",
+        "float(np.mean(probe[0].fit(x.numpy()) and probe.predict(x.numpy()) == y.numpy()))",
         (f"{MECH}::test_linear_probe_fits_its_standardisation_on_the_labeled_features_only",),
     ),
     # ---------------------------------------------------------------- EMA target and its schedule

@@ -234,5 +234,5 @@ def test_linear_probe_fits_its_standardisation_on_the_labeled_features_only():
     them and score 1.0, having looked at the test data before scoring."""
     x = torch.tensor([[-1.0], [-0.5], [0.5], [1.0]]).repeat(10, 1)
     y = (x[:, 0] > 0).long()
-    assert linear_probe_accuracy((x, y), (x, y)) == 1.0
-    assert linear_probe_accuracy((x, y), (x + 10.0, y)) == 0.5
+    scores = linear_probe_accuracy((x, y), {"same": (x, y), "shifted": (x + 10.0, y)})
+    assert scores == {"same": 1.0, "shifted": 0.5}
