@@ -181,6 +181,7 @@ def training_case(paradigm: str, compile_: bool, device: torch.device, sizes: di
 
     from ssrl.run.job import PARADIGMS as MODULES
     from ssrl.run.job import build_trainer
+    from ssrl.run.tensorboard import single_run_place
 
     batch = sizes["batch"]
     extra = [*sizes["model"], f"trainer.compile={str(compile_).lower()}"]
@@ -195,7 +196,7 @@ def training_case(paradigm: str, compile_: bool, device: torch.device, sizes: di
     pl.seed_everything(0, verbose=False)
     model = MODULES[cfg.paradigm.name](cfg, data.num_classes)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = build_trainer(cfg, Path(run_dir), [clock])
+        trainer = build_trainer(cfg, Path(run_dir), [clock], single_run_place(Path(run_dir), []))
         trainer.fit(model, datamodule=data)
     data.trainer = None
     ssrl_rate = batch * per_epoch / statistics.median(clock.epoch_seconds())

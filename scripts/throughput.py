@@ -28,6 +28,7 @@ from ssrl.data.module import SSLDataModule
 from ssrl.data.views import BatchedViews, per_sample_transform
 from ssrl.paradigms.base import build_encoder
 from ssrl.run.job import PARADIGMS, build_trainer, device_defaults
+from ssrl.run.tensorboard import single_run_place
 from ssrl.train import CONFIG_DIR
 
 #: The data of a measurement: the bundled digits, or CIFAR-shaped (32x32x3) generated images with
@@ -111,7 +112,7 @@ def ssrl_images_per_second(cfg, batch: int, warmup: int, steps: int, data: SSLDa
     model = PARADIGMS[cfg.paradigm.name](cfg, data.num_classes)
     clock = BatchClock(warmup, steps)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = build_trainer(cfg, Path(run_dir), [clock])
+        trainer = build_trainer(cfg, Path(run_dir), [clock], single_run_place(Path(run_dir), []))
         trainer.fit(model, datamodule=data)
     data.trainer = None
     return batch * steps / clock.seconds()
