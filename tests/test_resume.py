@@ -89,22 +89,24 @@ def test_per_sample_run_resumes_to_the_same_summary(tmp_path, paradigm, sig):
     resume_as(interrupt(tmp_path, args, sig), args, summary_of(reference))
 
 
+def start_until_checkpoint(args, cwd, checkpoint_glob, stdout):
+    """``python -m ssrl.train ARGS`` started in ``cwd``, returned once its first checkpoint exists."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ssrl.train", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 300
+    while not list(cwd.glob(checkpoint_glob)):
+        assert process.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    return process
+
+
 def interrupt(tmp_path, args, sig):
     """Start ``args`` in a new folder and send ``sig`` once the first (mid-epoch) checkpoint is written;
     the folder, with a run that did not complete."""
     interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ssrl.train", *args],
-        cwd=interrupted,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while not list(interrupted.glob("outputs/runs/*/checkpoints/last.ckpt")):
-        assert process.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
-        time.sleep(0.05)
+    process = start_until_checkpoint(args, interrupted, "outputs/runs/*/checkpoints/last.ckpt", subprocess.DEVNULL)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=300)
     if sig == signal.SIGTERM:
@@ -147,17 +149,7 @@ def test_time_limit_under_submitit_checkpoints_requeues_and_resumes(tmp_path, un
     SLURM sends it signal_delay_s before the time limit: ssrl writes its checkpoint after the current
     batch, submitit requeues the job, and the requeued job resumes to the summary of an uninterrupted run."""
     args = ["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "paradigm=sdmi", *ARGS]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ssrl.train", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while not list(tmp_path.glob("outputs/multirun/*/*/checkpoints/last.ckpt")):
-        assert process.poll() is None and time.time() < deadline, "the job ended before its first checkpoint"
-        time.sleep(0.05)
+    process = start_until_checkpoint(args, tmp_path, "outputs/multirun/*/*/checkpoints/last.ckpt", subprocess.PIPE)
     (job_folder,) = [p for p in tmp_path.glob("outputs/multirun/*/.submitit/*") if p.name.isdigit()]
     (task,) = _children(int(job_folder.name))  # the job id of submitit's local executor is its controller's pid
     os.kill(task, signal.SIGUSR2)
