@@ -3,14 +3,14 @@
 On the test split of ``data=styled_digits`` (or another data set given by --data):
   - a linear probe on the raw pixels (the same probe as every run's: standardised, logistic regression);
   - the untrained encoder's probe, over --seeds seeds (the encoder drawn from each seed);
-  - the default recipe (JMI + cos-DV, ResNet-18 at --width, 20 epochs, batch 256), one ``ssrl-train``
+  - the default recipe (JMI + cos-DV, ResNet-18 at --width; styled digits: 30 epochs, batch 128), one ``ssrl-train``
     run per seed: probe, untrained probe, the paired gain with its 95% t-interval, wall and CPU time.
 Then each floor of the benchmark, PASS or FAIL:
   raw-pixel probe <= 0.30; untrained probe <= 0.50; trained - untrained >= 0.20 with the 95% intervals
   over seeds apart; one run <= 90 s.
 Writes the table as markdown and JSON to --out; exits 1 if a floor fails.
 
-    python scripts/benchmark_power.py                          # 3 seeds, about 5 min on 2 cores
+    python scripts/benchmark_power.py                          # 3 seeds, about 4 min on 2 quiet cores
     python scripts/benchmark_power.py --seeds 5 --out /tmp/floors data.renders=2   # another design
 """
 
@@ -131,7 +131,8 @@ def main() -> None:
         "| --- | --- |",
         f"| raw-pixel linear probe | {raw:.3f} |",
         f"| untrained encoder probe, per seed | {', '.join(f'{u:.3f}' for u in untrained)} |",
-        f"| trained probe (JMI + cos-DV, 20 epochs) | {trained_ci} |",
+        f"| trained probe (JMI + cos-DV, {runs[0]['epochs']} epochs), per seed | {', '.join(f'{p:.3f}' for p in trained)} |",
+        f"| trained probe, mean [95% interval] | {trained_ci} |",
         f"| untrained probe of the same runs | {init_ci} |",
         f"| paired gain | {gain} |",
         "| MI (DV, nats) start -> end, per seed | "

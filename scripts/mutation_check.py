@@ -287,7 +287,21 @@ MUTANTS = [
         'JOINT_ONLY = ("cos_dv", "infonce", "nwj", "jsd")',
         ("tests/test_same_run.py::test_the_axes_that_can",),
     ),
-
+    # ---------------------------------------------------------------- MI growth (issue 10)
+    Mutant(
+        "mi-largest-drop-from-the-first-epoch",
+        "ssrl/analysis/runs.py",
+        "            peak = max(peak, v)\n",
+        "",
+        (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
+    ),
+    Mutant(
+        "mi-growth-tau-of-a-sorted-curve",
+        "ssrl/analysis/runs.py",
+        "return float(kendalltau(epochs, values).statistic), drop",
+        "return float(kendalltau(epochs, sorted(values)).statistic), drop",
+        (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -5,7 +5,8 @@
 
 Runs that differ only in ``seed`` form a cell. Per cell: the number of seeds n, the mean and 95%
 t-interval over seeds of the test probe and kNN accuracy, of the paired probe gain over the
-untrained encoder, of the final MI in nats and its rise, of effective rank and embedding std (on
+untrained encoder, of the final MI in nats, its rise and its monotonic growth (Kendall's tau of MI
+against epoch, the largest drop), of effective rank and embedding std (on
 val), and a verdict as a count ("collapses 3/3", "learns 2/3"; rules in ssrl.analysis.cells).
 Then one row per run: failed runs with their error, runs without a final summary as running (or
 died), never dropped. Runs after every multirun too.
@@ -33,6 +34,8 @@ CELL_METRICS = (
     ("kNN (test)", "knn_acc", 3),
     ("MI end (nats)", "mi", 2),
     ("MI rise (nats)", "mi_rise", 2),
+    ("MI Kendall tau", "mi_tau", 2),
+    ("MI largest drop (nats)", "mi_drop", 2),
     ("effective rank", "effective_rank", 1),
     ("embedding std", "embedding_std", 4),
 )
@@ -88,6 +91,8 @@ def run_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         "embedding_std",
         "mi nats (start -> end)",
         *(f"mi:{n}" for n in MI_IN_NATS),
+        "mi Kendall tau",
+        "mi largest drop",
         "collapsed",
         "wall_s",
         "error",
@@ -110,6 +115,8 @@ def run_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
                 _fmt(s.get("embedding_std"), 4),
                 f"{r.mi_name} {change[0]:.2f} -> {change[1]:.2f}" if change else "",
                 *(_fmt(mi.get(n), 2) for n in MI_IN_NATS),
+                _fmt(r.value("mi_tau"), 2),
+                _fmt(r.value("mi_drop"), 2),
                 _fmt(s.get("collapsed")),
                 _fmt(s.get("wall_s"), 0),
                 (s.get("error") or "").replace("|", "/").replace("\n", " ")[:200],
@@ -144,7 +151,9 @@ def write_tables(runs: list[Run], cells: list[Cell], sweep: Path) -> None:
         f"Mean [{LEVEL:.0%} t-interval] over the n completed seeds; probe and kNN on the test split, the rest "
         "on the val split. Probe gain: trained minus untrained probe of the same seed (paired). Verdict: "
         "collapses when most seeds collapse; learns when the intervals of the probe gain and of the MI rise "
-        "(nats) both lie above 0; neither otherwise. The count is how many seeds did so on their own.",
+        "(nats) both lie above 0; neither otherwise. The count is how many seeds did so on their own. "
+        "MI Kendall tau: of the val MI in nats against epoch (1 = it never fell); largest drop: the "
+        "largest fall of that MI below an earlier epoch's (nats).",
         "",
         *_markdown(cell_header, cell_table),
         "",

@@ -1,5 +1,6 @@
-"""Every experiment file's sweep (conf/experiment/) expands to the jobs it promises, and each job
-composes and passes validation: a bad cell fails here, not an hour into the grid."""
+"""Every experiment file's sweep (conf/experiment/) expands to the jobs it promises, seeds included,
+and each job composes and passes validation: a bad cell fails here, not an hour into the grid. The
+number of distinct runs (ssrl.run.same_run) is the number its header says it trains."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ import itertools
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from ssrl import validate as validation
+from ssrl.run.same_run import training_identity
 from tests.conftest import compose_config
 
-EXPERIMENTS = {"collapse": 24, "collapse_cifar10": 24, "predictor_rescue": 9}
+#: experiment: (jobs, distinct runs, seeds per cell)
+EXPERIMENTS = {
+    "collapse": (72, 48, 3),
+    "collapse_cifar10": (24, 16, 1),
+    "predictor_rescue": (18, 18, 3),
+    "lambda_sweep": (84, 78, 3),
+}
 
 
 def sweep_jobs(experiment: str) -> list[list[str]]:
@@ -24,15 +33,31 @@ def sweep_jobs(experiment: str) -> list[list[str]]:
     return [[f"+experiment={experiment}", *job] for job in itertools.product(*axes)]
 
 
+def _value(job: list[str], key: str) -> str | None:
+    return next((o.split("=", 1)[1] for o in job if o.lstrip("+").startswith(f"{key}=")), None)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_sweep_composes(experiment, monkeypatch):
     monkeypatch.setattr(validation, "check_available", lambda data: None)  # CIFAR-10 is not on this machine
+    jobs_expected, distinct_expected, seeds = EXPERIMENTS[experiment]
     jobs = sweep_jobs(experiment)
-    assert len(jobs) == EXPERIMENTS[experiment]
+    assert len(jobs) == jobs_expected
+    identities = []
     for job in jobs:
         cfg = compose_config(*job, tiny=False)
         validation.validate(cfg)
-        assert cfg.expected in ("learns", "collapses"), job
-        ablation = next(o for o in job if o.startswith("+ablation=")).split("=")[1]
-        assert ablation.startswith(cfg.paradigm.name), job
-        assert (cfg.marginal.weight == 0) == ("none" in ablation), job
+        assert str(cfg.seed) == (_value(job, "seed") or "0"), job
+        ablation = _value(job, "ablation")
+        if ablation is not None:
+            assert cfg.expected in ("learns", "collapses"), job
+            assert ablation.startswith(cfg.paradigm.name), job
+            assert (cfg.marginal.weight == 0) == ("none" in ablation), job
+        if _value(job, "marginal.weight") is not None:
+            assert cfg.marginal.weight == float(_value(job, "marginal.weight")), job
+        identity = training_identity(OmegaConf.to_container(cfg, resolve=True))
+        if identity not in identities:
+            identities.append(identity)
+    assert len(identities) == distinct_expected
+    cells = {tuple(o for o in job if not o.startswith("seed=")) for job in jobs}
+    assert len(jobs) == len(cells) * seeds  # every cell at every seed

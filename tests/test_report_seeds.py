@@ -69,6 +69,25 @@ def test_cells_give_intervals_and_count_verdicts(tmp_path):
     assert "9 runs in 3 cells (seeds: 0, 1, 2)" in markdown and "learns 3/3" in markdown
 
 
+def test_mi_growth_is_kendalls_tau_and_the_largest_drop(tmp_path):
+    """MI 0, 1, 3, 2, 4, 1.5 over six epochs: 15 pairs, 11 concordant and 4 discordant, no ties, so
+    tau = 7/15; the largest fall below an earlier epoch is 4 - 1.5 = 2.5 nats, not the last step's."""
+    curve = [0.0, 1.0, 3.0, 2.0, 4.0, 1.5]
+    for seed in range(2):
+        summary = _summary(seed, 0.6, 0.4, (0.0, 0.0), False, cell="wavy")
+        summary["history"] = [{"epoch": e, "mi": {"dv": v + seed}} for e, v in enumerate(curve)]
+        write_summary(tmp_path / f"wavy{seed}", summary)
+    summary = _summary(0, 0.6, 0.4, (0.0, 0.0), False, cell="rising")
+    summary["history"] = [{"epoch": e, "mi": {"dv": 0.5 * e}} for e in range(5)]
+    write_summary(tmp_path / "rising0", summary)
+
+    write_report(tmp_path)
+    cells = {row["ablation"]: row for row in csv.DictReader((tmp_path / "cells.csv").read_text().splitlines())}
+    assert cells["wavy"]["MI Kendall tau"] == f"{7 / 15:.2f} [{7 / 15:.2f}, {7 / 15:.2f}]"
+    assert cells["wavy"]["MI largest drop (nats)"] == "2.50 [2.50, 2.50]"
+    assert cells["rising"]["MI Kendall tau"] == "1.00" and cells["rising"]["MI largest drop (nats)"] == "0.00"
+
+
 @pytest.mark.slow
 def test_two_seed_sweep_reports_means_intervals_and_n(tmp_path):
     """A real 2-seed multirun: the report written at its end has one cell per paradigm, n = 2."""

@@ -38,19 +38,9 @@ class Cell:
         return len(self.completed)
 
     def values(self, metric: str) -> list[Any]:
-        """Per completed run: a summary field, or "mi" (final MI in nats), "mi_rise" (end - start)."""
-        out = []
-        for r in self.completed:
-            change = r.mi_change
-            if metric == "mi":
-                out.append(change[1] if change else None)
-            elif metric == "mi_rise":
-                out.append(change[1] - change[0] if change else None)
-            elif metric.startswith("val."):
-                out.append(r.summary.get("val", {}).get(metric[4:]))
-            else:
-                out.append(r.summary.get(metric))
-        return out
+        """Per completed run: ``Run.value(metric)`` (a summary field, "val.<field>", "mi", "mi_rise",
+        "mi_tau" or "mi_drop")."""
+        return [r.value(metric) for r in self.completed]
 
     def interval(self, metric: str) -> Interval | None:
         return t_interval(self.values(metric))

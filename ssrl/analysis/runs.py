@@ -56,6 +56,36 @@ class Run:
         return (values[0], values[-1]) if len(values) >= 2 else None
 
     @property
+    def mi_growth(self) -> tuple[float, float] | None:
+        """How monotonically the held-out MI in nats grew, over the epochs of the val curve:
+        (Kendall's tau-b of MI against epoch, in [-1, 1], 1 = never fell; the largest drop in nats,
+        max over epochs t of max_{s <= t} MI_s - MI_t, 0 = never fell). tau is NaN for a flat curve.
+        None with fewer than 3 points."""
+        from scipy.stats import kendalltau
+
+        epochs, values = self.curve("mi")
+        if len(values) < 3:
+            return None
+        peak, drop = values[0], 0.0
+        for v in values:
+            peak = max(peak, v)
+            drop = max(drop, peak - v)
+        return float(kendalltau(epochs, values).statistic), drop
+
+    def value(self, metric: str) -> Any:
+        """A summary field, "val.<field>" (val split), or one of the MI curve's statistics: "mi" (final MI
+        in nats), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``mi_growth``)."""
+        if metric in ("mi", "mi_rise"):
+            change = self.mi_change
+            return None if change is None else change[1] - (change[0] if metric == "mi_rise" else 0.0)
+        if metric in ("mi_tau", "mi_drop"):
+            growth = self.mi_growth
+            return None if growth is None else growth[metric == "mi_drop"]
+        if metric.startswith("val."):
+            return self.summary.get("val", {}).get(metric[4:])
+        return self.summary.get(metric)
+
+    @property
     def completed(self) -> bool:
         return self.status == "completed"
 
