@@ -99,6 +99,7 @@ def main() -> None:
     gain = paired_interval(trained, init)
     trained_ci, init_ci = t_interval(trained), t_interval(init)
     walls = [r["wall_measured_s"] for r in runs]
+    epochs = runs[0]["epochs"]
     floors = {
         "raw-pixel probe <= 0.30": raw <= FLOORS["raw_probe"],
         "untrained probe <= 0.50 (every seed)": max(untrained) <= FLOORS["untrained_probe"],
@@ -107,6 +108,7 @@ def main() -> None:
     }
     result = {
         "command": f"ssrl-train {' '.join(overrides)} seed=<seed> trainer=cpu",
+        "epochs": epochs,
         "raw_pixel_probe": raw,
         "untrained_probe": untrained,
         "runs": [
@@ -123,7 +125,8 @@ def main() -> None:
         f"# Benchmark floors: data={args.data}, ResNet-18 at width {args.width}",
         "",
         "Command: `python scripts/benchmark_power.py "
-        f"--data {args.data} --width {args.width} --seeds {args.seeds} {' '.join(args.overrides)}`; test split; "
+        + " ".join([f"--data {args.data} --width {args.width} --seeds {args.seeds}", *args.overrides])
+        + "`; test split; "
         "mean [95% t-interval] over "
         f"{args.seeds} seeds. Machine: {torch.get_num_threads()} torch threads on the CPU.",
         "",
@@ -131,7 +134,7 @@ def main() -> None:
         "| --- | --- |",
         f"| raw-pixel linear probe | {raw:.3f} |",
         f"| untrained encoder probe, per seed | {', '.join(f'{u:.3f}' for u in untrained)} |",
-        f"| trained probe (JMI + cos-DV, {runs[0]['epochs']} epochs), per seed | {', '.join(f'{p:.3f}' for p in trained)} |",
+        f"| trained probe (JMI + cos-DV, {epochs} epochs), per seed | {', '.join(f'{p:.3f}' for p in trained)} |",
         f"| trained probe, mean [95% interval] | {trained_ci} |",
         f"| untrained probe of the same runs | {init_ci} |",
         f"| paired gain | {gain} |",

@@ -296,10 +296,17 @@ MUTANTS = [
         (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
     ),
     Mutant(
+        "mi-largest-drop-of-one-step",
+        "ssrl/analysis/runs.py",
+        "            peak = max(peak, v)\n            drop = max(drop, peak - v)\n",
+        "            drop = max(drop, peak - v)\n            peak = v\n",
+        (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
+    ),
+    Mutant(
         "mi-growth-tau-of-a-sorted-curve",
         "ssrl/analysis/runs.py",
-        "return float(kendalltau(epochs, values).statistic), drop",
-        "return float(kendalltau(epochs, sorted(values)).statistic), drop",
+        "return float(kendalltau(range(len(values)), values)[0]), drop",
+        "return float(kendalltau(range(len(values)), sorted(values))[0]), drop",
         (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
     ),
 ]

@@ -218,7 +218,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "auto"
-    max_epochs: int = 30  # the default recipe's length, chosen on styled digits' val split (conf/data/styled_digits.yaml)
+    max_epochs: int = 30  # the default recipe's length, chosen on styled digits' val split (conf/data/)
     max_steps: int = -1
     limit_train_batches: Any = 1.0
     limit_val_batches: Any = 1.0

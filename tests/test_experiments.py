@@ -15,13 +15,17 @@ from ssrl import validate as validation
 from ssrl.run.same_run import training_identity
 from tests.conftest import compose_config
 
-#: experiment: (jobs, distinct runs, seeds per cell)
+#: experiment: (jobs, distinct runs, seeds per cell, data set, epochs)
 EXPERIMENTS = {
-    "collapse": (72, 48, 3),
-    "collapse_cifar10": (24, 16, 1),
-    "predictor_rescue": (18, 18, 3),
-    "lambda_sweep": (84, 78, 3),
+    "collapse": (72, 48, 3, "styled_digits", 30),
+    "collapse_cifar10": (24, 16, 1, "cifar10", 200),
+    "predictor_rescue": (18, 18, 3, "styled_digits", 60),
+    "lambda_sweep": (84, 78, 3, "styled_digits", 30),
 }
+
+
+def test_every_experiment_file_is_checked(repo_root):
+    assert {p.stem for p in (repo_root / "conf" / "experiment").glob("*.yaml")} == set(EXPERIMENTS)
 
 
 def sweep_jobs(experiment: str) -> list[list[str]]:
@@ -34,13 +38,14 @@ def sweep_jobs(experiment: str) -> list[list[str]]:
 
 
 def _value(job: list[str], key: str) -> str | None:
+    """The value ``key`` takes in a job's overrides (None when the sweep does not set it)."""
     return next((o.split("=", 1)[1] for o in job if o.lstrip("+").startswith(f"{key}=")), None)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_sweep_composes(experiment, monkeypatch):
     monkeypatch.setattr(validation, "check_available", lambda data: None)  # CIFAR-10 is not on this machine
-    jobs_expected, distinct_expected, seeds = EXPERIMENTS[experiment]
+    jobs_expected, distinct_expected, seeds, data, epochs = EXPERIMENTS[experiment]
     jobs = sweep_jobs(experiment)
     assert len(jobs) == jobs_expected
     identities = []
@@ -48,6 +53,7 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
         cfg = compose_config(*job, tiny=False)
         validation.validate(cfg)
         assert str(cfg.seed) == (_value(job, "seed") or "0"), job
+        assert (cfg.data.name, cfg.trainer.max_epochs) == (data, epochs), job
         ablation = _value(job, "ablation")
         if ablation is not None:
             assert cfg.expected in ("learns", "collapses"), job
@@ -59,5 +65,4 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
         if identity not in identities:
             identities.append(identity)
     assert len(identities) == distinct_expected
-    cells = {tuple(o for o in job if not o.startswith("seed=")) for job in jobs}
-    assert len(jobs) == len(cells) * seeds  # every cell at every seed
+    assert {_value(job, "seed") or "0" for job in jobs} == {str(s) for s in range(seeds)}

@@ -70,9 +70,10 @@ def test_cells_give_intervals_and_count_verdicts(tmp_path):
 
 
 def test_mi_growth_is_kendalls_tau_and_the_largest_drop(tmp_path):
-    """MI 0, 1, 3, 2, 4, 1.5 over six epochs: 15 pairs, 11 concordant and 4 discordant, no ties, so
-    tau = 7/15; the largest fall below an earlier epoch is 4 - 1.5 = 2.5 nats, not the last step's."""
-    curve = [0.0, 1.0, 3.0, 2.0, 4.0, 1.5]
+    """MI 0, 3, 2, 1, 4, 3.5 over six epochs: 15 pairs, 11 concordant and 4 discordant, no ties, so
+    tau = 7/15; the largest fall below an earlier epoch is 3 - 1 = 2 nats, not the largest single
+    step's (1) nor the peak's over the end (0.5)."""
+    curve = [0.0, 3.0, 2.0, 1.0, 4.0, 3.5]
     for seed in range(2):
         summary = _summary(seed, 0.6, 0.4, (0.0, 0.0), False, cell="wavy")
         summary["history"] = [{"epoch": e, "mi": {"dv": v + seed}} for e, v in enumerate(curve)]
@@ -84,7 +85,7 @@ def test_mi_growth_is_kendalls_tau_and_the_largest_drop(tmp_path):
     write_report(tmp_path)
     cells = {row["ablation"]: row for row in csv.DictReader((tmp_path / "cells.csv").read_text().splitlines())}
     assert cells["wavy"]["MI Kendall tau"] == f"{7 / 15:.2f} [{7 / 15:.2f}, {7 / 15:.2f}]"
-    assert cells["wavy"]["MI largest drop (nats)"] == "2.50 [2.50, 2.50]"
+    assert cells["wavy"]["MI largest drop (nats)"] == "2.00 [2.00, 2.00]"
     assert cells["rising"]["MI Kendall tau"] == "1.00" and cells["rising"]["MI largest drop (nats)"] == "0.00"
 
 

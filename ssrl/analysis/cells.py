@@ -38,8 +38,7 @@ class Cell:
         return len(self.completed)
 
     def values(self, metric: str) -> list[Any]:
-        """Per completed run: ``Run.value(metric)`` (a summary field, "val.<field>", "mi", "mi_rise",
-        "mi_tau" or "mi_drop")."""
+        """Per completed run: ``Run.value(metric)``."""
         return [r.value(metric) for r in self.completed]
 
     def interval(self, metric: str) -> Interval | None:

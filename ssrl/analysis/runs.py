@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,35 +57,41 @@ class Run:
         _, values = self.curve("mi")
         return (values[0], values[-1]) if len(values) >= 2 else None
 
-    @property
+    @cached_property
     def mi_growth(self) -> tuple[float, float] | None:
-        """How monotonically the held-out MI in nats grew, over the epochs of the val curve:
-        (Kendall's tau-b of MI against epoch, in [-1, 1], 1 = never fell; the largest drop in nats,
-        max over epochs t of max_{s <= t} MI_s - MI_t, 0 = never fell). tau is NaN for a flat curve.
-        None with fewer than 3 points."""
+        """How monotonically the held-out MI in nats grew over the val curve's measurements, in order:
+        (Kendall's tau-b of MI against measurement order, in [-1, 1]: 1 when MI rose at every epoch,
+        NaN for a flat curve; the largest drop in nats, max over t of max_{s <= t} MI_s - MI_t: 0 when
+        MI never fell). Both are NaN when a point is not finite; None with fewer than 3 points."""
         from scipy.stats import kendalltau
 
-        epochs, values = self.curve("mi")
+        _, values = self.curve("mi")
         if len(values) < 3:
             return None
+        if not all(math.isfinite(v) for v in values):
+            return math.nan, math.nan
         peak, drop = values[0], 0.0
         for v in values:
             peak = max(peak, v)
             drop = max(drop, peak - v)
-        return float(kendalltau(epochs, values).statistic), drop
+        return float(kendalltau(range(len(values)), values)[0]), drop
 
     def value(self, metric: str) -> Any:
-        """A summary field, "val.<field>" (val split), or one of the MI curve's statistics: "mi" (final MI
-        in nats), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``mi_growth``)."""
-        if metric in ("mi", "mi_rise"):
-            change = self.mi_change
-            return None if change is None else change[1] - (change[0] if metric == "mi_rise" else 0.0)
-        if metric in ("mi_tau", "mi_drop"):
-            growth = self.mi_growth
-            return None if growth is None else growth[metric == "mi_drop"]
+        """A summary field, "val.<field>" (val split), or a statistic of the val MI curve in nats: "mi"
+        (final), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``mi_growth``)."""
         if metric.startswith("val."):
             return self.summary.get("val", {}).get(metric[4:])
-        return self.summary.get(metric)
+        if metric not in ("mi", "mi_rise", "mi_tau", "mi_drop"):
+            return self.summary.get(metric)
+        if metric in ("mi", "mi_rise"):
+            change = self.mi_change
+            if change is None:
+                return None
+            return change[1] if metric == "mi" else change[1] - change[0]
+        growth = self.mi_growth
+        if growth is None:
+            return None
+        return growth[0] if metric == "mi_tau" else growth[1]
 
     @property
     def completed(self) -> bool:

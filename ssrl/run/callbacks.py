@@ -132,4 +132,3 @@ class RunningSummary(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         if trainer.is_global_zero and trainer.state.fn == "fit":
             write_summary(self.run_dir, {**self.base(), "status": "running", "history": pl_module.history})
-

@@ -56,9 +56,7 @@ def build_logger(cfg: DictConfig, run_dir: Path, place: tensorboard.Place) -> An
     return tensorboard.build_logger(place)
 
 
-def build_trainer(
-    cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place
-) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place) -> pl.Trainer:
     skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
     checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
