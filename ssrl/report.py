@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ssrl.analysis.cells import Cell, group
-from ssrl.analysis.intervals import LEVEL
+from ssrl.analysis.intervals import LEVEL, Interval
 from ssrl.analysis.plots import numeric_keys, plot_curves, plot_phase
 from ssrl.analysis.runs import MI_RISE, Run, collect, varying
 from ssrl.mi.estimators import MI_IN_NATS
@@ -58,17 +58,25 @@ def cell_rows(cells: list[Cell], runs: list[Run]) -> tuple[list[str], list[list[
     header = [*keys, "n", "expected", "verdict", "probe gain", *(c for c, _, _ in CELL_METRICS), "collapsed", "wall_s"]
     table = []
     for cell in cells:
-        gain = cell.probe_gain
         stats = [cell.interval(metric) for _, metric, _ in CELL_METRICS]
         wall = cell.interval("wall_s")
+
+        def shown(interval: Interval | None, digits: int) -> str:
+            """mean [interval]; its own n when fewer runs than the cell's gave a finite value."""
+            if cell.n == 0:
+                return ""
+            if interval is None:
+                return "n/a (n=0)"
+            return interval.fmt(digits) + (f" (n={interval.n})" if interval.n != cell.n else "")
+
         table.append(
             [
                 *(cell.key.get(k, "") for k in keys),
                 f"{cell.n}/{len(cell.runs)}" if cell.n != len(cell.runs) else str(cell.n),
                 cell.expected,
                 cell.verdict,
-                gain.fmt(3) if gain else "",
-                *(s.fmt(d) if s else "" for s, (_, _, d) in zip(stats, CELL_METRICS, strict=True)),
+                shown(cell.probe_gain, 3),
+                *(shown(s, d) for s, (_, _, d) in zip(stats, CELL_METRICS, strict=True)),
                 f"{cell.collapsed_count}/{cell.n}" if cell.n else "",
                 f"{wall.mean:.0f}" if wall else "",
             ]
@@ -152,8 +160,9 @@ def write_tables(runs: list[Run], cells: list[Cell], sweep: Path) -> None:
         "on the val split. Probe gain: trained minus untrained probe of the same seed (paired). Verdict: "
         "collapses when most seeds collapse; learns when the intervals of the probe gain and of the MI rise "
         "(nats) both lie above 0; neither otherwise. The count is how many seeds did so on their own. "
-        "MI Kendall tau: of the val MI in nats against epoch (1 = it never fell); largest drop: the "
-        "largest fall of that MI below an earlier epoch's (nats).",
+        "MI Kendall tau: of the val MI in nats against the order of its measurements, once per epoch (1 = it "
+        "rose at every epoch); largest drop: the largest fall of that MI below an earlier epoch's (nats). "
+        "(n=k) after a value: only k runs gave a finite value.",
         "",
         *_markdown(cell_header, cell_table),
         "",

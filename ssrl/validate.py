@@ -5,6 +5,7 @@ Types and field names are checked by the schemas of ``ssrl.config`` while the co
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -77,6 +78,18 @@ def validate(cfg: Any) -> None:
         cfg.data.batch_size >= 2,
         f"data.batch_size={cfg.data.batch_size}: must be >= 2 (the marginal term needs negative pairs)",
     )
+    _require(
+        isinstance(cfg.seed, int) and 0 <= cfg.seed < 2**32,
+        f"seed={cfg.seed}: must be an integer in [0, 2**32)",
+    )
+    weight = cfg.marginal.weight
+    if cfg.marginal.name in SURROGATES:
+        _require(math.isfinite(weight) and weight >= 0, f"marginal.weight={weight}: must be a finite number >= 0")
+    else:
+        _require(
+            math.isfinite(weight) and 0 <= weight <= 1,
+            f"marginal.weight={weight}: lambda, the weight of the marginal term, must be in [0, 1]",
+        )
     if cfg.marginal.name in SURROGATES:
         _require(
             paradigm == "jmi",

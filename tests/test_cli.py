@@ -26,6 +26,10 @@ CASES = [
     (["paradigm=sdmi", "marginal=barlow"], "marginal=barlow is a JMI surrogate; with paradigm=sdmi use marginal=exact"),
     (["predictor=mlp"], "predictor=mlp sits on SDMI's online branch; with paradigm=jmi use predictor=none"),
     (["data.views.flip_p=1.5"], "data.views.flip_p=1.5: a probability must be in [0, 1]"),
+    (["marginal.weight=1.5"], "marginal.weight=1.5: lambda, the weight of the marginal term, must be in [0, 1]"),
+    (["marginal.weight=nan"], "marginal.weight=nan: lambda, the weight of the marginal term, must be in [0, 1]"),
+    (["marginal=barlow", "marginal.weight=-1"], "marginal.weight=-1.0: must be a finite number >= 0"),
+    (["seed=-1"], "seed=-1: must be an integer in [0, 2**32)"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
     (  # issue 12, case 6: 40 images, 20% test, then 20% of the rest val: 25 to train on, fewer than one batch

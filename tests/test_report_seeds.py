@@ -9,7 +9,7 @@ import pytest
 
 from ssrl.analysis.intervals import paired_interval, t_interval
 from ssrl.report import write_report
-from ssrl.run.summary import write_summary
+from ssrl.run.summary import read_summary, write_summary
 from tests.conftest import TINY, ssrl_train
 
 T_975 = {1: 12.706204736174707, 2: 4.302652729911275}  # Student's t quantile 0.975 at 1 and 2 dof
@@ -123,3 +123,23 @@ def test_mi_rise_reads_the_nats_estimate_that_tracks_the_estimator(tmp_path):
         )
     changes = {r.estimator: r.mi_change for r in collect(tmp_path)}
     assert changes == {"infonce": (0.5, 2.0), "jsd": (0.0, 3.0)}
+
+
+def test_a_malformed_run_is_counted_not_fatal_and_its_cell_says_over_how_many(tmp_path):
+    """An epoch without MI (non-finite embeddings), a null probe: the report is still written, those
+    values leave the intervals, and each interval over fewer runs than n says (n=k)."""
+    for seed in range(3):
+        summary = _summary(seed, 0.6 + 0.05 * seed, 0.4, (0.0, 2.0), False, cell="odd")
+        summary["history"] = [{"epoch": e, "mi": {"dv": float(e)}} for e in range(4)]
+        write_summary(tmp_path / f"odd{seed}", summary)
+    broken = read_summary(tmp_path / "odd2")
+    broken["history"].append({"epoch": 4})  # no "mi": its embeddings were not finite
+    broken["probe_acc"] = None
+    write_summary(tmp_path / "odd2", broken)
+
+    write_report(tmp_path)
+    cell = next(csv.DictReader((tmp_path / "cells.csv").read_text().splitlines()))
+    assert cell["n"] == "3"
+    assert cell["MI Kendall tau"] == "1.00 [1.00, 1.00] (n=2)" and cell["MI end (nats)"].endswith("(n=2)")
+    assert cell["probe gain"].endswith("(n=2)") and cell["probe (test)"].endswith("(n=2)")
+    assert cell["untrained probe (test)"] == "0.400 [0.400, 0.400]"

@@ -40,6 +40,12 @@ def write_run(sweep, config, overrides, seed):
     write_summary(run_dir, summary)
 
 
+def test_the_command_line_narrows_an_experiment_files_sweep_as_hydra_does():
+    params = {"estimator": "cos_dv,infonce", "marginal.weight": "0,0.5,1", "seed": "0,1,2"}
+    swept = tb.swept_keys(["+experiment=lambda_sweep", "estimator=cos_dv", "seed=0,1"], params)
+    assert swept == {"marginal.weight": ["0", "0.5", "1"], "seed": ["0", "1"]}
+
+
 def test_a_2x2_sweep_reads_back_as_one_experiment(config, tmp_path):
     swept = tb.swept_keys(SWEEP + ["data=synthetic"], {})
     assert swept == {"paradigm": ["jmi", "sdmi"], "estimator": ["cos_dv", "infonce"]}

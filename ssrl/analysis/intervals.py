@@ -34,7 +34,7 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval | None
     """
     from scipy.stats import t
 
-    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    values = [float(v) for v in values if _finite(v)]
     n = len(values)
     if n == 0:
         return None
@@ -47,5 +47,11 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval | None
 
 
 def paired_interval(after: Sequence[float], before: Sequence[float], level: float = LEVEL) -> Interval | None:
-    """The t-interval of the per-seed differences after_i - before_i (a paired comparison)."""
-    return t_interval([a - b for a, b in zip(after, before, strict=True)], level)
+    """The t-interval of the per-seed differences after_i - before_i (a paired comparison), over the
+    seeds where both are finite numbers."""
+    return t_interval([a - b for a, b in zip(after, before, strict=True) if _finite(a) and _finite(b)], level)
+
+
+def _finite(value: object) -> bool:
+    """A finite int or float (not a bool, None or a string)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -43,12 +43,13 @@ class Run:
         return mi_in_nats_for(self.estimator)
 
     def curve(self, metric: str) -> tuple[list[int], list[float]]:
-        """(epochs, values) of a history metric on the val split; "mi" is the run's MI in nats."""
+        """(epochs, values) of a history metric on the val split; "mi" is the run's MI in nats, NaN for
+        an epoch without one (its embeddings were not finite) or with a value that is not a number."""
         history = self.summary.get("history", [])
         if metric == "mi":
-            points = [(h["epoch"], h["mi"][self.mi_name]) for h in history if "mi" in h]
+            points = [(h.get("epoch"), _number((h.get("mi") or {}).get(self.mi_name))) for h in history]
         else:
-            points = [(h["epoch"], h[metric]) for h in history if metric in h]
+            points = [(h.get("epoch"), h[metric]) for h in history if metric in h]
         return [p[0] for p in points], [p[1] for p in points]
 
     @property
@@ -74,7 +75,7 @@ class Run:
         for v in values:
             peak = max(peak, v)
             drop = max(drop, peak - v)
-        return float(kendalltau(range(len(values)), values)[0]), drop
+        return float(kendalltau(range(len(values)), values)[0]), float(drop)
 
     def value(self, metric: str) -> Any:
         """A summary field, "val.<field>" (val split), or a statistic of the val MI curve in nats: "mi"
@@ -109,7 +110,12 @@ class Run:
             return "collapses"
         change = self.mi_change
         rose = change is not None and change[1] - change[0] > MI_RISE
-        return "learns" if rose and s["probe_acc"] > s["probe_acc_init"] else "neither"
+        return "learns" if rose and _number(s.get("probe_acc")) > _number(s.get("probe_acc_init")) else "neither"
+
+
+def _number(value: Any) -> float:
+    """``value`` as a float; NaN for None, a bool, a string or anything else that is not a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:

@@ -179,14 +179,18 @@ def sweep_place(sweep_dir: Path, run_dir: Path, overrides: list[str]) -> Place:
 
 
 def swept_keys(task_overrides: Iterable[str], sweeper_params: Mapping[str, Any] | None) -> dict[str, list[str]]:
-    """The keys a multirun varies and their values, from its command line and hydra.sweeper.params."""
+    """The keys a multirun varies and their values, from hydra.sweeper.params and its command line; as in
+    Hydra's sweeper, the command line wins (``estimator=cos_dv`` narrows a swept estimator to one)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    given = list(task_overrides) + [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
+    given = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(task_overrides)
     swept: dict[str, list[str]] = {}
     for override in OverridesParser.create().parse_overrides(given):
+        key = override.get_key_element().lstrip("+~")
         if override.is_sweep_override():
-            swept[override.get_key_element().lstrip("+~")] = list(override.sweep_string_iterator())
+            swept[key] = list(override.sweep_string_iterator())
+        else:
+            swept.pop(key, None)
     return swept
 
 
