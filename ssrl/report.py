@@ -53,6 +53,15 @@ def _cell_keys(runs: list[Run]) -> list[str]:
     return [k for k in varying(runs) if k != "seed"]
 
 
+def _shown(interval: Interval | None, n: int, digits: int) -> str:
+    """mean [interval] of a cell of n completed runs; its own n when fewer of them gave a finite value."""
+    if n == 0:
+        return ""
+    if interval is None:
+        return "n/a (n=0)"
+    return interval.fmt(digits) + (f" (n={interval.n})" if interval.n != n else "")
+
+
 def cell_rows(cells: list[Cell], runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     keys = _cell_keys(runs)
     header = [*keys, "n", "expected", "verdict", "probe gain", *(c for c, _, _ in CELL_METRICS), "collapsed", "wall_s"]
@@ -61,22 +70,14 @@ def cell_rows(cells: list[Cell], runs: list[Run]) -> tuple[list[str], list[list[
         stats = [cell.interval(metric) for _, metric, _ in CELL_METRICS]
         wall = cell.interval("wall_s")
 
-        def shown(interval: Interval | None, digits: int) -> str:
-            """mean [interval]; its own n when fewer runs than the cell's gave a finite value."""
-            if cell.n == 0:
-                return ""
-            if interval is None:
-                return "n/a (n=0)"
-            return interval.fmt(digits) + (f" (n={interval.n})" if interval.n != cell.n else "")
-
         table.append(
             [
                 *(cell.key.get(k, "") for k in keys),
                 f"{cell.n}/{len(cell.runs)}" if cell.n != len(cell.runs) else str(cell.n),
                 cell.expected,
                 cell.verdict,
-                shown(cell.probe_gain, 3),
-                *(shown(s, d) for s, (_, _, d) in zip(stats, CELL_METRICS, strict=True)),
+                _shown(cell.probe_gain, cell.n, 3),
+                *(_shown(s, cell.n, d) for s, (_, _, d) in zip(stats, CELL_METRICS, strict=True)),
                 f"{cell.collapsed_count}/{cell.n}" if cell.n else "",
                 f"{wall.mean:.0f}" if wall else "",
             ]
