@@ -305,8 +305,8 @@ MUTANTS = [
     Mutant(
         "mi-growth-tau-of-a-sorted-curve",
         "ssrl/analysis/runs.py",
-        "return float(kendalltau(range(len(values)), values)[0]), drop",
-        "return float(kendalltau(range(len(values)), sorted(values))[0]), drop",
+        "return float(kendalltau(range(len(values)), values)[0]), float(drop)",
+        "return float(kendalltau(range(len(values)), sorted(values))[0]), float(drop)",
         (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
     ),
 ]

@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "collapse_cifar10": (24, 16, 1, "cifar10", 200),
     "predictor_rescue": (18, 18, 3, "styled_digits", 60),
     "lambda_sweep": (84, 78, 3, "styled_digits", 30),
+    "surrogate_lr": (12, 12, 3, "styled_digits", 30),
 }
 
 
