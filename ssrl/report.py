@@ -146,14 +146,16 @@ def write_tables(runs: list[Run], cells: list[Cell], sweep: Path) -> None:
     for name, header, table in (("results.csv", run_header, run_table), ("cells.csv", cell_header, cell_table)):
         with open(sweep / name, "w", newline="") as f:
             csv.writer(f).writerows([header, *table])
-    total = sum(r.summary.get("wall_s", 0.0) for r in runs)
+    reused = sum(bool(r.summary.get("same_run_as")) for r in runs)
+    total = sum(r.summary.get("wall_s", 0.0) for r in runs if not r.summary.get("same_run_as"))
     seeds = sorted({r.overrides.get("seed", "0") for r in runs})
     lines = [
         f"# Results: {sweep}",
         "",
         f"{len(runs)} runs in {len(cells)} cells (seeds: {', '.join(seeds)}), "
         f"{sum(r.completed for r in runs)} completed, {sum(r.status == 'failed' for r in runs)} failed; "
-        f"training wall time {total / 60:.1f} min in all.",
+        f"{reused} reuse a sibling's run (same_run_as); training wall time {total / 60:.1f} min in all, "
+        "reused runs not counted.",
         "",
         "## Cells (runs that differ only in seed)",
         "",
