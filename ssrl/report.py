@@ -69,7 +69,6 @@ def cell_rows(cells: list[Cell], runs: list[Run]) -> tuple[list[str], list[list[
     for cell in cells:
         stats = [cell.interval(metric) for _, metric, _ in CELL_METRICS]
         wall = cell.interval("wall_s")
-
         table.append(
             [
                 *(cell.key.get(k, "") for k in keys),
