@@ -1,10 +1,12 @@
 """Every experiment file's sweep (conf/experiment/) expands to the jobs it promises, seeds included,
 and each job composes and passes validation: a bad cell fails here, not an hour into the grid. The
-number of distinct runs (ssrl.run.same_run) is the number its header says it trains."""
+number of distinct runs (ssrl.run.same_run) is the number its header says it trains, and jobs that
+train the same run lie far enough apart to be reused under the parallel launcher."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,10 +21,16 @@ from tests.conftest import compose_config
 EXPERIMENTS = {
     "collapse": (72, 48, 3, "styled_digits", 30),
     "collapse_cifar10": (24, 16, 1, "cifar10", 200),
-    "predictor_rescue": (18, 18, 3, "styled_digits", 60),
+    "predictor_rescue": (9, 9, 3, "styled_digits", 60),
+    "predictor_lr": (6, 6, 3, "styled_digits", 30),
+    "sdmi_temperature": (12, 12, 3, "styled_digits", 30),
     "lambda_sweep": (84, 78, 3, "styled_digits", 30),
     "surrogate_lr": (12, 12, 3, "styled_digits", 30),
 }
+#: Jobs that train the same run lie at least this far apart in a sweep, so that the parallel launcher
+#: (hydra/launcher=local, 2 jobs at a time) starts the later only after the earlier completed and
+#: the later reuses it; a job reuses only a completed run.
+SAME_RUN_GAP = 8
 
 
 def test_every_experiment_file_is_checked(repo_root):
@@ -34,7 +42,10 @@ def sweep_jobs(experiment: str) -> list[list[str]]:
     cfg = compose_config(f"+experiment={experiment}", tiny=False, with_hydra=True)
     assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.hydra.sweep.dir == f"outputs/multirun/{experiment}"
     sweeps = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
-    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in sweeps]
+    axes = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        for o in sweeps
+    ]
     return [[f"+experiment={experiment}", *job] for job in itertools.product(*axes)]
 
 
@@ -49,8 +60,8 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
     jobs_expected, distinct_expected, seeds, data, epochs = EXPERIMENTS[experiment]
     jobs = sweep_jobs(experiment)
     assert len(jobs) == jobs_expected
-    identities = []
-    for job in jobs:
+    identities, last_index = [], {}
+    for index, job in enumerate(jobs):
         cfg = compose_config(*job, tiny=False)
         validation.validate(cfg)
         assert str(cfg.seed) == (_value(job, "seed") or "0"), job
@@ -65,5 +76,8 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
         identity = training_identity(OmegaConf.to_container(cfg, resolve=True))
         if identity not in identities:
             identities.append(identity)
+        key = json.dumps(identity, sort_keys=True)
+        assert index - last_index.get(key, -SAME_RUN_GAP) >= SAME_RUN_GAP, job
+        last_index[key] = index
     assert len(identities) == distinct_expected
     assert {_value(job, "seed") or "0" for job in jobs} == {str(s) for s in range(seeds)}
