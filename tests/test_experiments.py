@@ -23,6 +23,7 @@ EXPERIMENTS = {
     "collapse_cifar10": (24, 16, 1, "cifar10", 200),
     "predictor_rescue": (9, 9, 3, "styled_digits", 60),
     "predictor_lr": (6, 6, 3, "styled_digits", 30),
+    "ema_momentum": (6, 6, 3, "styled_digits", 30),
     "sdmi_temperature": (12, 12, 3, "styled_digits", 30),
     "lambda_sweep": (84, 78, 3, "styled_digits", 30),
     "surrogate_lr": (12, 12, 3, "styled_digits", 30),
