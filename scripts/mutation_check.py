@@ -165,6 +165,20 @@ MUTANTS = [
         "None",
         ("tests/test_ddp_sdmi.py",),
     ),
+    Mutant(
+        "sdmi-e-steps-ignored",
+        "ssrl/paradigms/sdmi.py",
+        "for k in range(p.e_steps):",
+        "for k in range(1):",
+        ("tests/test_sdmi_gradients.py::test_more_steps_per_phase",),
+    ),
+    Mutant(
+        "sdmi-m-steps-ignored",
+        "ssrl/paradigms/sdmi.py",
+        "for k in range(p.m_steps):",
+        "for k in range(1):",
+        ("tests/test_sdmi_gradients.py::test_more_steps_per_phase",),
+    ),
     # ---------------------------------------------------------------- presets
     Mutant(
         "predictor-lr-decays",

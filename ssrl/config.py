@@ -204,8 +204,9 @@ class OptimConfig:
 class TrainerConfig:
     """Lightning Trainer arguments, plus the speed switches channels_last and compile.
 
-    precision "auto" and channels_last null take the device's default (``ssrl.run.job.device_defaults``):
-    bf16 autocast and channels_last on a CUDA GPU, float32 and the default layout on the CPU.
+    precision "auto" takes the device's default (``ssrl.run.job.device_defaults``): bf16 autocast on a
+    CUDA GPU, float32 on the CPU. channels_last is on for every device: on the CPU it trained styled
+    digits 9-16% faster than the default layout (docs/benchmarks.md).
     max_steps counts batches trained, in both paradigms (SDMI's optimizer steps per batch do not count
     apart), and so do the learning-rate and EMA schedules, skipped non-finite updates included.
     accumulate_grad_batches: JMI only (SDMI alternates an E-step and an M-step on every batch).
@@ -230,7 +231,7 @@ class TrainerConfig:
     gradient_clip_val: float | None = None
     gradient_clip_algorithm: str = "norm"
     enable_progress_bar: bool = True
-    channels_last: bool | None = None
+    channels_last: bool = True
     compile: bool = False
 
 

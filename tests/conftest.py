@@ -67,3 +67,11 @@ def two_batch_trainer(batches: int = 2, epochs: int = 1, callbacks: tuple = ()):
         enable_model_summary=False,
         callbacks=list(callbacks),
     )
+
+
+def flat_parameters(module):
+    """Every parameter of ``module`` in one detached 1-D tensor, whatever its memory layout
+    (torch.nn.utils.parameters_to_vector refuses channels_last weights)."""
+    import torch
+
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 
 from ssrl.paradigms.optim import build_optimizer
 from ssrl.paradigms.sdmi import SDMI
+from tests.conftest import flat_parameters
 
 N, WORLD, BATCHES = 8, 2, 2
 
@@ -47,7 +48,7 @@ def train_sdmi(cfg, rank: int, world: int) -> dict[str, torch.Tensor]:
         model.batches_trained += 1
         model._train_batch(((xa[share], xb[share]), labels[share]), index, optimizers)
     parts = {"online": model.online, "predictor": model.predictor, "target": model.target}
-    return {k: torch.nn.utils.parameters_to_vector(m.parameters()).detach() for k, m in parts.items() if m is not None}
+    return {k: flat_parameters(m) for k, m in parts.items() if m is not None}
 
 
 def worker(rank: int, cfgs: dict, init_file: str, out: str) -> None:

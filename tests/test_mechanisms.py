@@ -16,7 +16,7 @@ from ssrl.data.module import SSLDataModule
 from ssrl.evaluation.probes import linear_probe_accuracy
 from ssrl.run.job import PARADIGMS
 from tests import published_losses
-from tests.conftest import two_batch_trainer
+from tests.conftest import flat_parameters, two_batch_trainer
 
 
 def build(cfg):
@@ -143,13 +143,13 @@ def test_ema_target_equals_its_closed_form(config, end):
         "paradigm=sdmi", "paradigm.target_update=ema", "paradigm.ema_momentum=0.6", f"paradigm.ema_momentum_end={end}"
     )
     model, data = build(cfg)
-    xi0 = torch.nn.utils.parameters_to_vector(model.target.parameters()).detach().clone()
+    xi0 = flat_parameters(model.target)
     thetas, targets = [], []
 
     class Record(pl.Callback):
         def on_train_batch_end(self, trainer, module, *args):
-            thetas.append(torch.nn.utils.parameters_to_vector(module.online.parameters()).detach().clone())
-            targets.append(torch.nn.utils.parameters_to_vector(module.target.parameters()).detach().clone())
+            thetas.append(flat_parameters(module.online))
+            targets.append(flat_parameters(module.target))
 
     two_batch_trainer(epochs=2, callbacks=(Record(),)).fit(model, data)
     total = 4

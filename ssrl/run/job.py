@@ -39,14 +39,12 @@ INIT_METRICS = "init_metrics.json"
 
 
 def device_defaults(cfg: DictConfig) -> None:
-    """Fill trainer.precision=auto and trainer.channels_last=null for the device the run will use:
-    bf16-mixed and channels_last on a CUDA GPU (bf16-capable), 32-true and the default layout elsewhere."""
+    """Fill trainer.precision=auto for the device the run will use: bf16-mixed on a CUDA GPU
+    (bf16-capable), 32-true elsewhere."""
     t = cfg.trainer
     cuda = torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda")
     if t.precision == "auto":
         t.precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
-    if t.channels_last is None:
-        t.channels_last = cuda
 
 
 def build_logger(cfg: DictConfig, run_dir: Path, place: tensorboard.Place) -> Any:
