@@ -31,6 +31,7 @@ STEPS = "tests/test_steps.py"
 PRESETS = "tests/test_presets.py"
 SPLITS = "tests/test_splits.py"
 SEEDS = "tests/test_report_seeds.py"
+SDMI_GRADIENTS = "tests/test_sdmi_gradients.py"
 
 
 @dataclass(frozen=True)
@@ -170,14 +171,14 @@ MUTANTS = [
         "ssrl/paradigms/sdmi.py",
         "for k in range(p.e_steps):",
         "for k in range(1):",
-        ("tests/test_sdmi_gradients.py::test_more_steps_per_phase",),
+        (f"{SDMI_GRADIENTS}::test_more_steps_per_phase",),
     ),
     Mutant(
         "sdmi-m-steps-ignored",
         "ssrl/paradigms/sdmi.py",
         "for k in range(p.m_steps):",
         "for k in range(1):",
-        ("tests/test_sdmi_gradients.py::test_more_steps_per_phase",),
+        (f"{SDMI_GRADIENTS}::test_more_steps_per_phase",),
     ),
     # ---------------------------------------------------------------- presets
     Mutant(

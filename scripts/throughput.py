@@ -58,7 +58,7 @@ DATA["cifar"] = cifar_like(5120 * 72 // 100)  # scripts/bench.py --data cifar: 5
 
 
 def compose_config(overrides: list[str]):
-    """conf/train.yaml with ``overrides``, the device defaults (precision, channels_last) filled in."""
+    """conf/train.yaml with ``overrides``, the device's default precision filled in."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)

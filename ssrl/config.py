@@ -205,8 +205,8 @@ class TrainerConfig:
     """Lightning Trainer arguments, plus the speed switches channels_last and compile.
 
     precision "auto" takes the device's default (``ssrl.run.job.device_defaults``): bf16 autocast on a
-    CUDA GPU, float32 on the CPU. channels_last is on for every device: on the CPU it trained styled
-    digits 9-16% faster than the default layout (docs/benchmarks.md).
+    CUDA GPU, float32 on the CPU. channels_last is on for every device: on the CPU a styled-digits run
+    took 9-16% less time than in the default layout (docs/benchmarks.md).
     max_steps counts batches trained, in both paradigms (SDMI's optimizer steps per batch do not count
     apart), and so do the learning-rate and EMA schedules, skipped non-finite updates included.
     accumulate_grad_batches: JMI only (SDMI alternates an E-step and an M-step on every batch).

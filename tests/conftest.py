@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -69,9 +70,7 @@ def two_batch_trainer(batches: int = 2, epochs: int = 1, callbacks: tuple = ()):
     )
 
 
-def flat_parameters(module):
+def flat_parameters(module: torch.nn.Module) -> torch.Tensor:
     """Every parameter of ``module`` in one detached 1-D tensor, whatever its memory layout
     (torch.nn.utils.parameters_to_vector refuses channels_last weights)."""
-    import torch
-
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])

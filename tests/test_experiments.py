@@ -9,7 +9,6 @@ import itertools
 import json
 
 import pytest
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
@@ -74,8 +73,9 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
             assert cfg.expected in ("learns", "collapses"), job
             assert ablation.startswith(cfg.paradigm.name), job
             assert (cfg.marginal.weight == 0) == ("none" in ablation), job
-        for key, value in (o.split("=", 1) for o in job if "." in o.split("=", 1)[0]):
-            assert OmegaConf.select(cfg, key) == yaml.safe_load(value), job  # the swept field landed
+        for override in OverridesParser.create().parse_overrides(job):
+            if "." in override.key_or_group:  # a swept field, not a config group: it landed
+                assert OmegaConf.select(cfg, override.key_or_group) == override.value(), job
         identity = training_identity(OmegaConf.to_container(cfg, resolve=True))
         if identity not in identities:
             identities.append(identity)
