@@ -27,6 +27,7 @@ EXPERIMENTS = {
     "steps_per_phase": (12, 12, 3, "styled_digits", 30),
     "sdmi_temperature": (12, 12, 3, "styled_digits", 30),
     "lambda_sweep": (84, 78, 3, "styled_digits", 30),
+    "lambda_transition": (30, 30, 3, "styled_digits", 30),
     "surrogate_lr": (12, 12, 3, "styled_digits", 30),
 }
 #: Jobs that train the same run lie at least this far apart in a sweep, so that the parallel launcher
