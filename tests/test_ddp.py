@@ -58,8 +58,9 @@ def step(model, xa, xb, case):
     return loss.detach(), [p.grad.detach().clone() for p in model.parameters()]
 
 
-def worker(rank: int, init_file: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+def steps_of_this_rank(rank: int) -> dict:
+    """Every case's loss and gradients on this rank's half of the batch, through DDP and through SDMI's
+    explicit averaging. The DDP modules die with this function, before the process group does."""
     xa, xb = batch()
     mine = slice(rank * N // WORLD, (rank + 1) * N // WORLD)
     results = {}
@@ -70,7 +71,13 @@ def worker(rank: int, init_file: str, out: str) -> None:
         loss, _ = step(plain, xa[mine], xb[mine], case)
         average_gradients(plain.parameters())
         results[("manual", *case[:2], str(case[2]))] = (loss, [p.grad.clone() for p in plain.parameters()])
-    torch.save(results, f"{out}/rank{rank}.pt")
+    return results
+
+
+def worker(rank: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    torch.save(steps_of_this_rank(rank), f"{out}/rank{rank}.pt")
+    dist.barrier()  # neither rank tears the group down while the other still uses it
     dist.destroy_process_group()
 
 

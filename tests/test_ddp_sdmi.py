@@ -57,6 +57,7 @@ def worker(rank: int, cfgs: dict, init_file: str, out: str) -> None:
     register_resolvers()  # the config's interpolations, in this fresh process
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     torch.save({form: train_sdmi(cfg, rank, WORLD) for form, cfg in cfgs.items()}, f"{out}/rank{rank}.pt")
+    dist.barrier()  # neither rank tears the group down while the other still uses it
     dist.destroy_process_group()
 
 
