@@ -64,6 +64,7 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
     jobs = sweep_jobs(experiment)
     assert len(jobs) == jobs_expected
     identities, last_index = [], {}
+    parser = OverridesParser.create()
     for index, job in enumerate(jobs):
         cfg = compose_config(*job, tiny=False)
         validation.validate(cfg)
@@ -74,7 +75,7 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
             assert cfg.expected in ("learns", "collapses"), job
             assert ablation.startswith(cfg.paradigm.name), job
             assert (cfg.marginal.weight == 0) == ("none" in ablation), job
-        for override in OverridesParser.create().parse_overrides(job):
+        for override in parser.parse_overrides(job):
             if "." in override.key_or_group:  # a swept field, not a config group: it landed
                 assert OmegaConf.select(cfg, override.key_or_group) == override.value(), job
         identity = training_identity(OmegaConf.to_container(cfg, resolve=True))
