@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ssrl.analysis.intervals import paired_interval, t_interval
+from ssrl.analysis.intervals import t_interval
 from ssrl.data.datasets import load_splits
 from ssrl.data.module import SSLDataModule
 from ssrl.evaluation.probes import linear_probe_accuracy
@@ -96,7 +96,7 @@ def main() -> None:
         runs = [train_run(overrides, s, Path(tmp) / f"seed{s}") for s in seeds]
     trained = [r["probe_acc"] for r in runs]
     init = [r["probe_acc_init"] for r in runs]
-    gain = paired_interval(trained, init)
+    gain = t_interval([a - b for a, b in zip(trained, init, strict=True)])
     trained_ci, init_ci = t_interval(trained), t_interval(init)
     walls = [r["wall_measured_s"] for r in runs]
     epochs = runs[0]["epochs"]

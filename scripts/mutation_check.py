@@ -277,15 +277,15 @@ MUTANTS = [
     Mutant(
         "t-interval-with-the-normal-quantile",
         "ssrl/analysis/intervals.py",
-        "half = float(t.ppf((1 + level) / 2, n - 1)) * s / math.sqrt(n)",
-        "half = 1.96 * s / math.sqrt(n)",
+        "half = t_quantile(n - 1, level) * se",
+        "half = 1.96 * se",
         (f"{SEEDS}::test_t_interval_matches_a_hand_computation",),
     ),
     Mutant(
         "probe-gain-unpaired",
         "ssrl/analysis/cells.py",
-        'return paired_interval(self.values("probe_acc"), self.values("probe_acc_init"))',
-        'return t_interval(self.values("probe_acc"))',
+        'return t_interval([a - b for a, b in pairs if finite(a) and finite(b)], support=(-1.0, 1.0))',
+        'return t_interval([a for a, b in pairs if finite(a) and finite(b)], support=(-1.0, 1.0))',
         (f"{SEEDS}::test_cells_give_intervals_and_count_verdicts",),
     ),
     Mutant(

@@ -269,6 +269,9 @@ class TrainConfig:
     on_nonfinite_loss: str = "stop"
     #: What an experiment expects of this run ("learns" or "collapses"); ssrl-report shows it beside the outcome.
     expected: str | None = None
+    #: The claim-deciding comparisons an experiment declares before it runs (ssrl.analysis.comparisons):
+    #: each {name, tests, arm, control, metric, margin, arm_not_collapsed}; ssrl-report decides them.
+    comparisons: list[Any] = field(default_factory=list)
 
 
 SCHEMAS = {

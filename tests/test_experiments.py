@@ -17,8 +17,9 @@ from ssrl import validate as validation
 from ssrl.run.same_run import training_identity
 from tests.conftest import compose_config
 
-#: experiment: (jobs, distinct runs, seeds per cell, data set, epochs)
+#: experiment: (jobs, distinct runs, seeds per cell (a count from 0, or the seeds), data set, epochs)
 EXPERIMENTS = {
+    "collapse_rule": (15, 15, (10, 11, 12, 13, 14), "styled_digits", 30),
     "collapse": (72, 48, 3, "styled_digits", 30),
     "collapse_cifar10": (24, 16, 1, "cifar10", 200),
     "predictor_rescue": (9, 9, 3, "styled_digits", 60),
@@ -85,4 +86,5 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
         assert index - last_index.get(key, -SAME_RUN_GAP) >= SAME_RUN_GAP, job
         last_index[key] = index
     assert len(identities) == distinct_expected
-    assert {_value(job, "seed") or "0" for job in jobs} == {str(s) for s in range(seeds)}
+    expected_seeds = range(seeds) if isinstance(seeds, int) else seeds
+    assert {_value(job, "seed") or "0" for job in jobs} == {str(s) for s in expected_seeds}

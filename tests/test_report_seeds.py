@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ssrl.analysis.intervals import paired_interval, t_interval
+from ssrl.analysis.intervals import t_interval
 from ssrl.report import write_report
 from ssrl.run.summary import read_summary, write_summary
 from tests.conftest import TINY, ssrl_train
@@ -24,8 +24,8 @@ def test_t_interval_matches_a_hand_computation():
     assert interval.high - mean == pytest.approx(T_975[2] * s / math.sqrt(3))
     assert interval.low == pytest.approx(2 * mean - interval.high)
     assert t_interval([0.7]).n == 1 and t_interval([0.7]).low == 0.7  # one seed: no interval
-    gain = paired_interval([0.6, 0.7], [0.5, 0.5])  # differences 0.1, 0.2
-    assert gain.mean == pytest.approx(0.15) and gain.high == pytest.approx(0.15 + T_975[1] * math.sqrt(0.005) / 2**0.5)
+    pair = t_interval([0.1, 0.2])  # two values: one degree of freedom
+    assert pair.mean == pytest.approx(0.15) and pair.high == pytest.approx(0.15 + T_975[1] * math.sqrt(0.005) / 2**0.5)
 
 
 def _summary(seed: int, probe: float, init: float, mi: tuple[float, float], collapsed: bool, **config) -> dict:
@@ -64,7 +64,7 @@ def test_cells_give_intervals_and_count_verdicts(tmp_path):
     assert cells["noisy"]["verdict"] == "neither 1/3 (learns 2/3)"  # two seeds learn on their own
     assert cells["flat"]["verdict"] == "collapses 2/3 (neither 1/3)" and cells["flat"]["expected"] == "collapses"
     gain = t_interval([0.2, 0.25, 0.3])
-    assert cells["learn"]["probe gain"] == f"{gain.mean:.3f} [{gain.low:.3f}, {gain.high:.3f}]"
+    assert cells["learn"]["probe gain (test)"] == f"{gain.mean:.3f} [{gain.low:.3f}, {gain.high:.3f}]"
     markdown = (tmp_path / "results.md").read_text()
     assert "9 runs in 3 cells (seeds: 0, 1, 2)" in markdown and "learns 3/3" in markdown
 
@@ -140,6 +140,6 @@ def test_a_malformed_run_is_counted_not_fatal_and_its_cell_says_over_how_many(tm
     write_report(tmp_path)
     cell = next(csv.DictReader((tmp_path / "cells.csv").read_text().splitlines()))
     assert cell["n"] == "3"
-    assert cell["MI Kendall tau"] == "1.00 [1.00, 1.00] (n=2)" and cell["MI end (nats)"].endswith("(n=2)")
-    assert cell["probe gain"].endswith("(n=2)") and cell["probe (test)"].endswith("(n=2)")
-    assert cell["untrained probe (test)"] == "0.400 [0.400, 0.400]"
+    assert cell["MI Kendall tau"] == "1.00 [1.00, 1.00] (n=2)" and cell["MI end, own critic (nats)"].endswith("(n=2)")
+    assert cell["probe gain (test)"].endswith("(n=2)") and cell["probe (test)"].endswith("(n=2)")
+    assert cell["untrained baseline probe (test)"] == "0.400 [0.400, 0.400]"

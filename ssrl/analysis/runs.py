@@ -11,11 +11,34 @@ from typing import Any
 
 import yaml
 
+from ssrl.evaluation.collapse import is_collapsed
 from ssrl.mi.estimators import mi_in_nats_for
 from ssrl.run.summary import read_summary
 
 #: The held-out MI (nats) must rise by more than this over training for a run to count as learning.
 MI_RISE = 0.1
+#: The MI probe's estimate that the report reads (ssrl.mi.probe: a critic trained afresh on frozen
+#: embeddings, scored on val): InfoNCE, a lower bound on the MI in nats (at most log N).
+PROBE_ESTIMATE = "infonce"
+#: The range each bounded value can take; intervals are clipped to it.
+SUPPORT = {
+    "probe_acc": (0.0, 1.0),
+    "knn_acc": (0.0, 1.0),
+    "probe_acc_init": (0.0, 1.0),
+    "knn_acc_init": (0.0, 1.0),
+    "val.probe_acc": (0.0, 1.0),
+    "val.knn_acc": (0.0, 1.0),
+    "mi_tau": (-1.0, 1.0),
+    "mi_drop": (0.0, math.inf),
+    "effective_rank": (1.0, math.inf),
+    "embedding_std": (0.0, 1.0),
+    "wall_s": (0.0, math.inf),
+}
+
+
+def support(metric: str) -> tuple[float, float]:
+    """The range of ``metric``'s values (unbounded when not listed in SUPPORT)."""
+    return SUPPORT.get(metric, (-math.inf, math.inf))
 
 
 @dataclass
@@ -24,6 +47,8 @@ class Run:
     overrides: dict[str, str]
     status: str
     summary: dict[str, Any] = field(default_factory=dict)
+    #: The sweep folder the run was read from (a report can pool several).
+    source: str = ""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -78,10 +103,16 @@ class Run:
         return float(kendalltau(range(len(values)), values)[0]), float(drop)
 
     def value(self, metric: str) -> Any:
-        """A summary field, "val.<field>" (val split), or a statistic of the val MI curve in nats: "mi"
-        (final), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``mi_growth``)."""
+        """A summary field, "val.<field>" (val split), a statistic of the val MI curve in nats under the
+        run's own critic: "mi" (final), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``mi_growth``),
+        or of the MI probe: "mi_probe" (at the end) and "mi_probe_rise" (end - before training)."""
         if metric.startswith("val."):
             return self.summary.get("val", {}).get(metric[4:])
+        if metric in ("mi_probe", "mi_probe_rise"):
+            end = _number((self.summary.get("mi_probe") or {}).get(PROBE_ESTIMATE))
+            start = _number((self.summary.get("mi_probe_init") or {}).get(PROBE_ESTIMATE))
+            value = end if metric == "mi_probe" else end - start
+            return None if math.isnan(value) else value
         if metric not in ("mi", "mi_rise", "mi_tau", "mi_drop"):
             return self.summary.get(metric)
         if metric in ("mi", "mi_rise"):
@@ -99,17 +130,42 @@ class Run:
         return self.status == "completed"
 
     @property
+    def mi_rise_read(self) -> float | None:
+        """The MI rise in nats that outcomes read: the MI probe's, else the one under the run's own critic."""
+        probe = self.value("mi_probe_rise")
+        return probe if probe is not None else self.value("mi_rise")
+
+    @property
+    def collapsed(self) -> bool:
+        return bool(self.summary.get("collapsed"))
+
+    def collapsed_under(self, std_fraction: float, min_rank: float) -> bool:
+        """Whether the collapse rule with these constants marks the run's final val embeddings
+        (ssrl.evaluation.collapse.is_collapsed on its embedding_std, effective_rank and the embedding's
+        dimension); non-finite embeddings stay collapsed."""
+        s = self.summary
+        std, rank = _number(s.get("embedding_std")), _number(s.get("effective_rank"))
+        dim = (self.config.get("backbone") or {}).get("projector_dim")
+        if s.get("non_finite") or math.isnan(std) or math.isnan(rank) or not dim:
+            return self.collapsed
+        return is_collapsed(std, rank, int(dim), std_fraction, min_rank)
+
+    @property
     def outcome(self) -> str:
-        """One run's outcome: "collapses" when collapsed; "learns" when not, its MI in nats rose by more
-        than MI_RISE and its test probe beat the untrained encoder's; "neither" otherwise. A cell's
-        verdict over seeds is stricter (ssrl.analysis.cells)."""
+        return self.outcome_given(self.collapsed)
+
+    def outcome_given(self, collapsed: bool) -> str:
+        """One run's outcome: "collapses" when ``collapsed``; "learns" when not, its MI in nats rose by
+        more than MI_RISE and its test probe beat the untrained baseline's mean (probe_acc_init); "neither"
+        otherwise. The MI rise is the MI probe's when the run has one (``mi_rise_read``). A cell's verdict
+        over seeds is stricter (ssrl.analysis.cells)."""
         s = self.summary
         if not self.completed:
             return ""
-        if s.get("collapsed"):
+        if collapsed:
             return "collapses"
-        change = self.mi_change
-        rose = change is not None and change[1] - change[0] > MI_RISE
+        rise = self.mi_rise_read
+        rose = rise is not None and rise > MI_RISE
         return "learns" if rose and _number(s.get("probe_acc")) > _number(s.get("probe_acc_init")) else "neither"
 
 

@@ -31,17 +31,25 @@ BACKGROUND = (0.0, 0.4)
 FOREGROUND = (0.6, 1.0)
 
 
-def render(digits: Tensor, size: int, digit_range: tuple[int, int], noise: float, g: torch.Generator) -> Tensor:
-    """Styled uint8 images (N, 3, size, size) of digit intensities (N, 8, 8) in [0, 1], drawn from ``g``."""
+def place_glyphs(digits: Tensor, size: int, digit_range: tuple[int, int], g: torch.Generator) -> Tensor:
+    """Digit intensities (N, 8, 8) in [0, 1], each resized to s x s (s uniform in ``digit_range``) at a
+    uniform random position on a size x size canvas: the ink masks (N, 1, size, size) in [0, 1]."""
     n = len(digits)
     scales = torch.randint(digit_range[0], digit_range[1] + 1, (n,), generator=g)
     corners = (torch.rand(n, 2, generator=g) * (size - scales + 1).unsqueeze(1)).long()
-    background = BACKGROUND[0] + (BACKGROUND[1] - BACKGROUND[0]) * torch.rand(n, 3, 1, 1, generator=g)
-    foreground = FOREGROUND[0] + (FOREGROUND[1] - FOREGROUND[0]) * torch.rand(n, 3, 1, 1, generator=g)
     mask = torch.zeros(n, 1, size, size)
     for i, (s, (y, x)) in enumerate(zip(scales.tolist(), corners.tolist(), strict=True)):
         glyph = F.interpolate(digits[i][None, None], size=(s, s), mode="bilinear", antialias=True)
         mask[i, :, y : y + s, x : x + s] = glyph[0].clamp(0, 1)
+    return mask
+
+
+def render(digits: Tensor, size: int, digit_range: tuple[int, int], noise: float, g: torch.Generator) -> Tensor:
+    """Styled uint8 images (N, 3, size, size) of digit intensities (N, 8, 8) in [0, 1], drawn from ``g``."""
+    n = len(digits)
+    mask = place_glyphs(digits, size, digit_range, g)
+    background = BACKGROUND[0] + (BACKGROUND[1] - BACKGROUND[0]) * torch.rand(n, 3, 1, 1, generator=g)
+    foreground = FOREGROUND[0] + (FOREGROUND[1] - FOREGROUND[0]) * torch.rand(n, 3, 1, 1, generator=g)
     canvas = background + (foreground - background) * mask + noise * torch.randn(n, 3, size, size, generator=g)
     return (canvas.clamp(0, 1) * 255).round().to(torch.uint8)
 

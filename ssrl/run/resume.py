@@ -26,6 +26,7 @@ MAY_CHANGE = (
     "resume",
     "checkpoint_every_n_steps",
     "expected",
+    "comparisons",
     "logger",
     "data.root",
     "data.download",

@@ -2,7 +2,8 @@
 
 Two configs train the same run when they agree on everything that determines the result once these
 axes, which cannot change it, are set aside:
-- logging, resuming and checkpointing fields, and ``expected`` (what an experiment expects of a run);
+- logging, resuming and checkpointing fields, ``expected`` (what an experiment expects of a run) and
+  ``comparisons`` (what its report compares);
 - the estimator under a statistical surrogate (marginal=barlow or vicreg): the loss is built from batch
   statistics of the embeddings, not from the critic's scores;
 - with lambda = 0 (marginal.weight = 0), the choice between cos_dv, infonce and nwj, and marginal=none
@@ -21,7 +22,7 @@ from typing import Any
 from ssrl.run.summary import read_summary
 
 #: Top-level fields that never change what a run computes.
-NOT_RESULT = ("logger", "resume", "checkpoint_every_n_steps", "expected")
+NOT_RESULT = ("logger", "resume", "checkpoint_every_n_steps", "expected", "comparisons")
 #: Trainer fields that only change what is shown.
 NOT_RESULT_TRAINER = ("enable_progress_bar", "log_every_n_steps")
 JOINT_ONLY = ("cos_dv", "infonce", "nwj")
