@@ -97,8 +97,10 @@ def test_same_seed_same_summary(config, tmp_path, paradigm):
     cfg = config(f"paradigm={paradigm}", "trainer.max_epochs=2")
     first = train(cfg, tmp_path / "first", [])
     second = train(cfg, tmp_path / "second", [])
-    for key in ("probe_acc", "knn_acc", "mi", "effective_rank", "embedding_std", "history", "steps"):
-        assert first[key] == second[key], key
+    # the same config, seed, machine and thread count: every number repeats; only time and place may differ
+    differ = {"wall_s", "run_dir"}
+    assert {k: v for k, v in first.items() if k not in differ} == {k: v for k, v in second.items() if k not in differ}
+    assert first["probe_acc"] is not None and first["history"]
 
 
 @pytest.mark.parametrize("policy", ["stop", "skip"])
