@@ -302,6 +302,13 @@ MUTANTS = [
         'JOINT_ONLY = ("cos_dv", "infonce", "nwj", "jsd")',
         ("tests/test_same_run.py::test_the_axes_that_can",),
     ),
+    Mutant(
+        "same-run-ignores-the-predictors-fields",
+        "ssrl/run/same_run.py",
+        'if (ident.get("predictor") or {}).get("name") == "none":',
+        "if True:",
+        ("tests/test_same_run.py::test_the_axes_that_can",),
+    ),
     # ---------------------------------------------------------------- MI growth (issue 10)
     Mutant(
         "mi-largest-drop-from-the-first-epoch",

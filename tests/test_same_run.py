@@ -22,6 +22,8 @@ def test_the_axes_that_cannot_change_a_run():
     assert lambda_zero == identity("marginal=none", "estimator=infonce")
     assert lambda_zero == identity("marginal=exact", "marginal.weight=0", "estimator=nwj")
     assert lambda_zero == identity("marginal=none", "estimator=cos_dv", "logger=csv", "+expected=collapses")
+    no_predictor = identity("paradigm=sdmi", "predictor=none")
+    assert no_predictor == identity("paradigm=sdmi", "predictor=none", "predictor.lr_scale=10")
 
 
 def test_the_axes_that_can():
@@ -30,6 +32,8 @@ def test_the_axes_that_can():
     assert identity("marginal=none", "estimator.tau=0.2") != identity("marginal=none")  # the val MI's critic
     assert identity("marginal=barlow", "seed=1") != identity("marginal=barlow")
     assert identity("marginal=none", "marginal.weight=0.05") != identity("marginal=none")
+    with_predictor = identity("paradigm=sdmi", "predictor=mlp")
+    assert with_predictor != identity("paradigm=sdmi", "predictor=mlp", "predictor.lr_scale=10")
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ axes, which cannot change it, are set aside:
 - the estimator under a statistical surrogate (marginal=barlow or vicreg): the loss is built from batch
   statistics of the embeddings, not from the critic's scores;
 - with lambda = 0 (marginal.weight = 0), the choice between cos_dv, infonce and nwj, and marginal=none
-  against marginal=exact: the loss is then -J, and J = mean_i S_ii for all three.
+  against marginal=exact: the loss is then -J, and J = mean_i S_ii for all three;
+- without a predictor (predictor=none), the predictor's other fields (width, learning-rate scale).
 The critic and its temperature stay: the MI reported on val is computed with them. In a multirun, a
 job whose run is one that a sibling folder already completed is not trained again: its summary is that
 run's results under its own config and overrides, with ``same_run_as`` naming the folder.
@@ -35,6 +36,8 @@ def training_identity(config: dict[str, Any]) -> dict[str, Any]:
     ident = {k: copy.deepcopy(v) for k, v in config.items() if k not in NOT_RESULT}
     for key in NOT_RESULT_TRAINER:
         ident.get("trainer", {}).pop(key, None)
+    if (ident.get("predictor") or {}).get("name") == "none":
+        ident["predictor"] = {"name": "none"}
     marginal, estimator = ident["marginal"], ident["estimator"]
     if marginal["name"] in SURROGATES:
         for key in ESTIMATOR_OPTIONS:
