@@ -20,6 +20,7 @@ from tests.conftest import compose_config
 #: experiment: (jobs, distinct runs, seeds per cell (a count from 0, or the seeds), data set, epochs)
 EXPERIMENTS = {
     "collapse_rule": (15, 15, (10, 11, 12, 13, 14), "styled_digits", 30),
+    "paradigms_lr": (16, 16, 2, "styled_digits", 30),
     "collapse": (72, 48, 3, "styled_digits", 30),
     "collapse_cifar10": (24, 16, 1, "cifar10", 200),
     "predictor_rescue": (9, 9, 3, "styled_digits", 60),
@@ -76,6 +77,11 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
             assert cfg.expected in ("learns", "collapses"), job
             assert ablation.startswith(cfg.paradigm.name), job
             assert (cfg.marginal.weight == 0) == ("none" in ablation), job
+        arm = _value(job, "arm")
+        if arm is not None:  # claim 3's arms: the target form and the predictor the file names
+            assert cfg.paradigm.name == "sdmi" and cfg.marginal.weight == 0, job
+            assert (cfg.predictor.name == "none") == arm.endswith("no_predictor"), job
+            assert cfg.expected == ("learns" if arm in ("simsiam", "byol") else "collapses"), job
         for override in parser.parse_overrides(job):
             if "." in override.key_or_group:  # a swept field, not a config group: it landed
                 assert OmegaConf.select(cfg, override.key_or_group) == override.value(), job
