@@ -32,6 +32,7 @@ PRESETS = "tests/test_presets.py"
 SPLITS = "tests/test_splits.py"
 SEEDS = "tests/test_report_seeds.py"
 SDMI_GRADIENTS = "tests/test_sdmi_gradients.py"
+VERDICTS = "tests/test_verdicts.py"
 
 
 @dataclass(frozen=True)
@@ -284,8 +285,8 @@ MUTANTS = [
     Mutant(
         "probe-gain-unpaired",
         "ssrl/analysis/cells.py",
-        'return t_interval([a - b for a, b in pairs if finite(a) and finite(b)], support=(-1.0, 1.0))',
-        'return t_interval([a for a, b in pairs if finite(a) and finite(b)], support=(-1.0, 1.0))',
+        "return t_interval([a - b for a, b in pairs if finite(a) and finite(b)], support=(-1.0, 1.0))",
+        "return t_interval([a for a, b in pairs if finite(a) and finite(b)], support=(-1.0, 1.0))",
         (f"{SEEDS}::test_cells_give_intervals_and_count_verdicts",),
     ),
     Mutant(
@@ -308,6 +309,94 @@ MUTANTS = [
         'if (ident.get("predictor") or {}).get("name") == "none":',
         "if True:",
         ("tests/test_same_run.py::test_the_axes_that_can",),
+    ),
+    # ---------------------------------------------------------------- verdicts that can come out either way (issue 21)
+    Mutant(
+        "accuracy-runs-part-keeps-the-residual",
+        "ssrl/analysis/accuracy.py",
+        "return max(0.0, (ms_run - ms_e) / (n * m)), float(n - 1)",
+        "return max(0.0, ms_run / (n * m)), float(n - 1)",
+        (f"{VERDICTS}::test_accuracy_variance_parts_match_a_hand_computation",),
+    ),
+    Mutant(
+        "accuracy-interval-without-test-images",
+        "ssrl/analysis/accuracy.py",
+        "parts = [group.runs_part(), images_part(group.per_image)]",
+        "parts = [group.runs_part()]",
+        (f"{VERDICTS}::test_accuracy_variance_parts_match_a_hand_computation",),
+    ),
+    Mutant(
+        "difference-images-unpaired",
+        "ssrl/analysis/accuracy.py",
+        "images_part(first.per_image - second.per_image)]",
+        "images_part(first.per_image), images_part(second.per_image)]",
+        (f"{VERDICTS}::test_a_difference_keeps_each_groups_runs_and_the_paired_images",),
+    ),
+    Mutant(
+        "satterthwaite-df-unsquared",
+        "ssrl/analysis/intervals.py",
+        "return math.inf if denominator == 0 else total * total / denominator",
+        "return math.inf if denominator == 0 else total / denominator",
+        (f"{VERDICTS}::test_accuracy_variance_parts_match_a_hand_computation",),
+    ),
+    Mutant(
+        "interval-leaves-the-support",
+        "ssrl/analysis/intervals.py",
+        "return Interval(mean, _clip(mean - half, support), _clip(mean + half, support), n, float(n - 1), se)",
+        "return Interval(mean, mean - half, mean + half, n, float(n - 1), se)",
+        (f"{VERDICTS}::test_intervals_stay_in_the_statistics_range",),
+    ),
+    Mutant(
+        "holm-without-correction",
+        "ssrl/analysis/comparisons.py",
+        "running = max(running, min(1.0, (m - rank) * p_values[i]))",
+        "running = max(running, min(1.0, p_values[i]))",
+        (
+            f"{VERDICTS}::test_holm_matches_a_hand_computation",
+            f"{VERDICTS}::test_holm_correction_turns_a_lone_support_inconclusive",
+        ),
+    ),
+    Mutant(
+        "absence-of-evidence-read-as-contradiction",
+        "ssrl/analysis/comparisons.py",
+        'outcome = "inconclusive"\n        if effect is not None and p_adj <= ALPHA:',
+        'outcome = "contradicted"\n        if effect is not None and p_adj <= ALPHA:',
+        (f"{VERDICTS}::test_each_outcome_on_fixtures",),
+    ),
+    Mutant(
+        "comparison-ignores-the-margin",
+        "ssrl/analysis/comparisons.py",
+        "support, contradict = one_sided_p(effect.mean, effect.se, effect.df, margin)",
+        "support, contradict = one_sided_p(effect.mean, effect.se, effect.df, 0.0)",
+        (f"{VERDICTS}::test_each_outcome_on_fixtures",),
+    ),
+    Mutant(
+        "support-despite-a-collapsed-arm",
+        "ssrl/analysis/comparisons.py",
+        "if above and d.arm_not_collapsed and arm_collapsed:",
+        "if False:",
+        (f"{VERDICTS}::test_support_needs_the_arm_not_collapsed",),
+    ),
+    Mutant(
+        "cell-collapses-when-any-seed-does",
+        "ssrl/analysis/cells.py",
+        "if sum(collapsed) * 2 > n:",
+        "if sum(collapsed) > 0:",
+        (f"{VERDICTS}::test_a_cell_collapses_only_when_most_seeds_do",),
+    ),
+    Mutant(
+        "sensitivity-moves-the-wrong-constant",
+        "ssrl/analysis/sensitivity.py",
+        '("std_fraction", [(fraction * f, rank) for f in FACTORS]),',
+        '("std_fraction", [(fraction, rank * f) for f in FACTORS]),',
+        (f"{VERDICTS}::test_the_cells_that_hang_on_the_collapse_line",),
+    ),
+    Mutant(
+        "pooling-without-the-experiment-check",
+        "ssrl/analysis/pooling.py",
+        "if fields:\n                shown",
+        "if False:\n                shown",
+        (f"{VERDICTS}::test_a_report_pools_sweeps_and_refuses_another_experiment",),
     ),
     # ---------------------------------------------------------------- MI growth (issue 10)
     Mutant(
