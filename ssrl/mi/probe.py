@@ -37,7 +37,7 @@ CRITICS = ("cosine", "projection")
 class Budget:
     """The probe critic's fixed training budget and the scoring's permutations."""
 
-    steps: int = 300
+    steps: int = 200
     lr_scale: float = 0.05
     lr_projection: float = 1e-4
     init_temperature: float = 0.1
@@ -75,9 +75,7 @@ def _check_pairs(a: Tensor, b: Tensor, batch: int, split: str) -> None:
         raise ValueError(f"the probe needs batches of N >= 2 pairs and {split} holds {len(a)} pairs, N = {batch}")
 
 
-def train_critic(
-    kind: str, a: Tensor, b: Tensor, batch: int, seed: int = 0, budget: Budget = BUDGET
-) -> ProbeCritic:
+def train_critic(kind: str, a: Tensor, b: Tensor, batch: int, seed: int = 0, budget: Budget = BUDGET) -> ProbeCritic:
     """A fresh critic trained by Adam to maximise the symmetric InfoNCE bound on batches of ``batch``
     pairs (a_i, b_i) of ``a``, ``b`` (N, D); returned in eval mode, without gradients."""
     _check_pairs(a, b, batch, "train")
@@ -134,5 +132,9 @@ def mi_probe(
     then scored on ``val`` (``score``) in batches of ``batch`` pairs; InfoNCE <= log(batch).
     Raises ValueError for an unknown critic, mismatched shapes, or a split smaller than one batch.
     """
+    if kind not in CRITICS:
+        raise ValueError(f"probe critic must be one of {', '.join(CRITICS)}, got {kind!r}")
+    _check_pairs(*train, batch, "train")
+    _check_pairs(*val, batch, "val")  # before any work
     critic = train_critic(kind, *train, batch, seed, budget)
     return score(critic, *val, batch, seed + 1, budget.val_permutations)
