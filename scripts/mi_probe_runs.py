@@ -26,7 +26,7 @@ from ssrl.run.summary import read_summary
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="run folders (with checkpoints/last.ckpt)")
-    parser.add_argument("--max-images", type=int, default=2048, help="eval.mi_probe_max_images")
+    parser.add_argument("--max-images", type=int, default=512, help="eval.mi_probe_max_images")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     print("| run | critic | probe dv | probe infonce | run's own mi dv | run's own mi infonce | seconds |")

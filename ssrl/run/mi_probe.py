@@ -71,7 +71,7 @@ def view_pair_embeddings(module: Any, batches: Iterator[Tensor], seed: int, spli
     a, b = [], []
     for i, images in enumerate(batches):
         g = torch.Generator(device=module.device).manual_seed(seed_of(seed, VIEW_KEY, split, i))
-        xa, xb = module.views(images.to(module.device), g)
+        xa, xb = (module._layout(x) for x in module.views(images.to(module.device), g))  # the run's memory layout
         a.append(module.branch_a(xa)[1].float())
         b.append(module.branch_b(xb).float())
     return torch.cat(a), torch.cat(b)
