@@ -236,7 +236,10 @@ MUTANTS = [
         "ssrl/run/mi_probe.py",
         "return epochs % self.every == 0 or last",
         "return epochs % self.every == 0",
-        (f"{PROBE}::test_a_run_measures_before_training_every_k_epochs_and_at_the_end",),
+        (
+            f"{PROBE}::test_a_run_measures_before_training_every_k_epochs_and_at_the_end",
+            f"{PROBE}::test_a_run_ended_by_max_steps_is_measured_at_its_end",
+        ),
     ),
     Mutant(
         "sdmi-e-steps-ignored",

@@ -150,3 +150,10 @@ def test_mi_probe_every_n_epochs_0_turns_it_off(tmp_path):
     summary = train(compose_config("eval.mi_probe_every_n_epochs=0", "backbone.width=8"), tmp_path, [])
     assert not any("mi_probe" in h for h in summary["history"])
     assert summary["mi_probe_init"] is None and "mi_probe" not in summary and summary["mi_probe_s"] == 0
+
+
+def test_a_run_ended_by_max_steps_is_measured_at_its_end(tmp_path):
+    """trainer=debug trains 2 batches per epoch: max_steps=4 ends the run after epoch 2 of 5."""
+    overrides = ["trainer.max_epochs=5", "trainer.max_steps=4", "eval.mi_probe_every_n_epochs=10", "backbone.width=8"]
+    summary = train(compose_config(*overrides), tmp_path, overrides)
+    assert [h["epoch"] for h in summary["history"] if "mi_probe" in h] == [0, 2] and summary["steps"] == 4

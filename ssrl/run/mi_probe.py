@@ -123,7 +123,8 @@ class MIProbe(pl.Callback):
         if trainer.state.fn != "fit":
             return True
         epochs = trainer.current_epoch + 1
-        last = epochs >= trainer.max_epochs or module.batches_trained >= module.total_batches
+        # the last epoch, by the rules Lightning stops on: max_epochs, or max_steps against global_step
+        last = epochs >= trainer.max_epochs or 0 < trainer.max_steps <= trainer.global_step
         return epochs % self.every == 0 or last
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
