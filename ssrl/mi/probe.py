@@ -7,16 +7,17 @@ the symmetric InfoNCE estimate (``ssrl.mi.estimators``), in nats, over batches o
 training N; InfoNCE cannot exceed log N).
 
 Critics (``CRITICS``), both S_ij = exp(s) * cos(W_a a_i, W_b b_j), s a learned log-scale (the inverse
-temperature), started at 1 / INIT_TEMPERATURE:
+temperature), started at -log(init_temperature):
 - cosine:     W_a = W_b = I, fixed: one parameter, s;
 - projection: W_a, W_b (D x D) learned, started at the identity (so it starts as the cosine critic).
 
-Budget (``Budget``): STEPS Adam steps on -InfoNCE of batches of N train pairs drawn without replacement
-(a permutation per step from a seeded generator), learning rate LR_SCALE for s and LR_PROJECTION for
-W; one critic serves both estimates. Scoring: VAL_PERMUTATIONS seeded permutations of the val pairs,
-each cut into floor(n_val / N) batches of N; the estimates are the means over all those batches.
-Deterministic for a given seed. Measured errors and the choice of headline critic: docs/method.md,
-"The MI probe"; regenerate them with ``python scripts/estimator_bench.py --probe``.
+Budget (``Budget``; the defaults, ``BUDGET``, are the probe's): ``steps`` Adam steps on -InfoNCE of
+batches of N train pairs (a fresh permutation per step from a seeded generator), learning rate
+``lr_scale`` for s and ``lr_projection`` for W; one critic serves both estimates. Scoring:
+``val_permutations`` seeded permutations of the val pairs, each cut into floor(n_val / N) batches of
+N; the estimates are the means over all those batches. Deterministic for a given seed. Measured
+errors and the choice of headline critic: docs/method.md, "The MI probe"; regenerate them with
+``python scripts/estimator_bench.py --probe``.
 """
 
 from __future__ import annotations
