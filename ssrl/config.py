@@ -254,7 +254,7 @@ class EvalConfig:
     collapse_min_rank: float = 2.0
     #: The MI probe (ssrl.mi.probe; docs/method.md, "The MI probe"): measured before training, every n
     #: epochs and at the end; 0 turns it off.
-    mi_probe_every_n_epochs: int = 10
+    mi_probe_every_n_epochs: int = 15
     mi_probe_critic: ProbeCriticKind = ProbeCriticKind.cosine
     #: Images of the train split and of the val split the probe reads (a fixed seeded subsample of larger
     #: ones): 512 costs the cosine critic nothing measurable on the Gaussian bench (docs/method.md).
