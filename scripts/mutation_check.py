@@ -33,6 +33,7 @@ SPLITS = "tests/test_splits.py"
 SEEDS = "tests/test_report_seeds.py"
 SDMI_GRADIENTS = "tests/test_sdmi_gradients.py"
 VERDICTS = "tests/test_verdicts.py"
+PROBE = "tests/test_mi_probe.py"
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,80 @@ MUTANTS = [
         'average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])',
         "None",
         ("tests/test_ddp_sdmi.py",),
+    ),
+    # ---------------------------------------------------------------- the MI probe (issue 21, item 1)
+    Mutant(
+        "mi-probe-critic-not-trained",
+        "ssrl/mi/probe.py",
+        "optimizer.step()",
+        "pass",
+        (f"{PROBE}::test_the_probe_recovers_the_mi_of_correlated_gaussians",),
+    ),
+    Mutant(
+        "mi-probe-critic-trained-on-the-joint-term-only",
+        "ssrl/mi/probe.py",
+        "loss = -infonce(critic(a[index], b[index])).estimate",
+        "loss = -infonce(critic(a[index], b[index])).joint",
+        (f"{PROBE}::test_the_probe_recovers_the_mi_of_correlated_gaussians",),
+    ),
+    Mutant(
+        "mi-probe-scored-on-the-train-pairs",
+        "ssrl/mi/probe.py",
+        "return score(critic, *val, batch, seed + 1, budget.val_permutations)",
+        "return score(critic, *train, batch, seed + 1, budget.val_permutations)",
+        (f"{PROBE}::test_the_probe_scores_the_val_pairs_it_is_given",),
+    ),
+    Mutant(
+        "mi-probe-estimators-swapped",
+        "ssrl/mi/probe.py",
+        "for name, estimator in MI_IN_NATS.items():",
+        "for name, estimator in zip(MI_IN_NATS, reversed(MI_IN_NATS.values()), strict=True):",
+        (f"{PROBE}::test_the_probe_recovers_the_mi_of_correlated_gaussians",),
+    ),
+    Mutant(
+        "mi-probe-encoder-in-training-mode",
+        "ssrl/run/mi_probe.py",
+        "    module.eval()\n",
+        "    pass\n",
+        (f"{PROBE}::test_a_measurement_leaves_the_model_as_it_was",),
+    ),
+    Mutant(
+        "mi-probe-training-mode-not-restored",
+        "ssrl/run/mi_probe.py",
+        "m.training = training",
+        "pass",
+        (f"{PROBE}::test_a_measurement_leaves_the_model_as_it_was",),
+    ),
+    Mutant(
+        "mi-probe-one-view-for-both-branches",
+        "ssrl/run/mi_probe.py",
+        "b.append(module.branch_b(xb).float())",
+        "b.append(module.branch_b(xa).float())",
+        (f"{PROBE}::test_view_pairs_are_two_views_through_each_branch",),
+    ),
+    Mutant(
+        "mi-probe-views-redrawn-at-every-measurement",
+        "ssrl/run/mi_probe.py",
+        "g = torch.Generator(device=module.device).manual_seed(seed_of(seed, VIEW_KEY, split, i))",
+        "g = torch.Generator(device=module.device)\n        g.seed()",
+        (f"{PROBE}::test_a_measurement_leaves_the_model_as_it_was",),
+    ),
+    Mutant(
+        "mi-probe-not-measured-before-training",
+        "ssrl/run/mi_probe.py",
+        'if trainer.state.fn != "fit":\n            return True',
+        'if trainer.state.fn != "fit":\n            return False',
+        (f"{PROBE}::test_a_run_measures_before_training_every_k_epochs_and_at_the_end",),
+    ),
+    Mutant(
+        "mi-probe-not-measured-at-the-end",
+        "ssrl/run/mi_probe.py",
+        "return epochs % self.every == 0 or last",
+        "return epochs % self.every == 0",
+        (
+            f"{PROBE}::test_a_run_measures_before_training_every_k_epochs_and_at_the_end",
+            f"{PROBE}::test_a_run_ended_by_max_steps_is_measured_at_its_end",
+        ),
     ),
     Mutant(
         "sdmi-e-steps-ignored",

@@ -43,6 +43,11 @@ class OptimizerName(str, Enum):
     adamw = "adamw"
 
 
+class ProbeCriticKind(str, Enum):
+    cosine = "cosine"
+    projection = "projection"
+
+
 class Schedule(str, Enum):
     cosine = "cosine"
     constant = "constant"
@@ -247,6 +252,13 @@ class EvalConfig:
     online_probe_lr: float = 0.1
     collapse_std_fraction: float = 0.5
     collapse_min_rank: float = 2.0
+    #: The MI probe (ssrl.mi.probe; docs/method.md, "The MI probe"): measured before training, every n
+    #: epochs and at the end; 0 turns it off.
+    mi_probe_every_n_epochs: int = 15
+    mi_probe_critic: ProbeCriticKind = ProbeCriticKind.cosine
+    #: Images of the train split and of the val split the probe reads (a fixed seeded subsample of larger
+    #: ones): 512 costs the cosine critic nothing measurable on the Gaussian bench (docs/method.md).
+    mi_probe_max_images: int = 512
 
 
 @dataclass

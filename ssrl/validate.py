@@ -74,6 +74,15 @@ def validate(cfg: Any) -> None:
         "backbone.projector_dim",
         "backbone.width",
     )
+    probe = cfg.eval
+    _require(
+        probe.mi_probe_every_n_epochs >= 0,
+        f"eval.mi_probe_every_n_epochs={probe.mi_probe_every_n_epochs}: must be >= 0 (0 turns the MI probe off)",
+    )
+    _require(
+        probe.mi_probe_max_images >= 2,
+        f"eval.mi_probe_max_images={probe.mi_probe_max_images}: must be >= 2 (the probe scores pairs against pairs)",
+    )
     _require(
         cfg.data.batch_size >= 2,
         f"data.batch_size={cfg.data.batch_size}: must be >= 2 (the marginal term needs negative pairs)",

@@ -11,13 +11,15 @@ from hydra.core.global_hydra import GlobalHydra
 
 from ssrl.train import CONFIG_DIR  # registers the schemas and resolvers
 
-#: Real configs, small: synthetic 8x8 images, 1 epoch of 2 batches, a small projector.
+#: Real configs, small: synthetic 8x8 images, 1 epoch of 2 batches, a small projector; the MI probe off
+#: (tests/test_mi_probe.py turns it on).
 TINY = [
     "data=synthetic",
     "trainer=debug",
     "backbone.projector_hidden_dim=64",
     "backbone.projector_dim=32",
     "predictor.hidden_dim=64",
+    "eval.mi_probe_every_n_epochs=0",
 ]
 
 

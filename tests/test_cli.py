@@ -30,6 +30,9 @@ CASES = [
     (["marginal.weight=nan"], "marginal.weight=nan: lambda, the weight of the marginal term, must be in [0, 1]"),
     (["marginal=barlow", "marginal.weight=-1"], "marginal.weight=-1.0: must be a finite number >= 0"),
     (["seed=-1"], "seed=-1: must be an integer in [0, 2**32)"),
+    (["eval.mi_probe_every_n_epochs=-1"], "eval.mi_probe_every_n_epochs=-1: must be >= 0 (0 turns the MI probe off)"),
+    (["eval.mi_probe_max_images=1"], "eval.mi_probe_max_images=1: must be >= 2"),
+    (["eval.mi_probe_critic=mlp"], "expected one of [cosine, projection]"),
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["estimator.critic=l1"], "expected one of [cosine, dot, bilinear]"),
     (  # issue 12, case 6: 40 images, 20% test, then 20% of the rest val: 25 to train on, fewer than one batch

@@ -21,7 +21,7 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run import tensorboard
+from ssrl.run import mi_probe, tensorboard
 from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
 from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
@@ -92,6 +92,7 @@ FINAL_FIELDS = (
     "alignment",
     "uniformity",
     "mi",
+    "mi_probe",
     "collapsed",
 )
 
@@ -111,6 +112,8 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
         "val": accuracies(init["val"], final["val"]),
         **{k: last[k] for k in FINAL_FIELDS if k in last},
         "mi_init": model.history[0].get("mi"),
+        "mi_probe_init": model.history[0].get("mi_probe"),
+        "mi_probe_s": sum(h.get("mi_probe_s", 0.0) for h in model.history),
         "epochs": last["epoch"],
         "steps": model.batches_trained,
         "skipped_steps": model.skipped_steps,
@@ -122,6 +125,7 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
             "mi": f"nats: DV and symmetric InfoNCE on the training critic's scores, mean over val batches of "
             f"N={cfg.data.batch_size} pairs of fixed random views; bound: each estimator's own J - M there "
             "(JSD's and NWJ's are not MI)",
+            "mi_probe": mi_probe.protocol(cfg),
             "collapse_rule": {
                 "std_fraction": cfg.eval.collapse_std_fraction,
                 "min_rank": cfg.eval.collapse_min_rank,
@@ -186,7 +190,9 @@ def train(
         return {**base, "wall_s": time.time() - started}
 
     stop = StopOnSignal(checkpoint)
-    trainer = build_trainer(cfg, run_dir, [RunningSummary(run_dir, progress), stop], place)
+    # the probe first: it adds to the epoch's history entry before RunningSummary writes it
+    probe = mi_probe.MIProbe(cfg.eval.mi_probe_every_n_epochs)
+    trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
     if lead and hasattr(trainer.logger, "place"):

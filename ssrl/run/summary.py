@@ -10,6 +10,10 @@ Fields of a completed run:
   val                         the same four on the val split: what choices are made on
   effective_rank, embedding_std, effective_rank_backbone, alignment, uniformity   (val split)
   mi, mi_init                 MI in nats on val pairs at the end and before training: {"dv", "infonce"}
+  mi_probe, mi_probe_init     the MI probe (ssrl.mi.probe): MI in nats, {"dv", "infonce"}, of a critic trained
+                              afresh on frozen train-pair embeddings and scored on val pairs, at the end and
+                              before training (null with eval.mi_probe_every_n_epochs=0); mi_probe_s: its
+                              seconds in all (each measurement's are in history, mi_probe_s)
   bound                       {estimator: its own J - M on the same pairs} for all four (own units)
   collapsed                   the rule of ``ssrl.evaluation.collapse.is_collapsed``
   epochs, steps, wall_s, overrides, history (the val metrics after every epoch), protocol

@@ -13,8 +13,8 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
 
 
-def _mi(summary: dict[str, Any]) -> str:
-    start, end = summary.get("mi_init") or {}, summary.get("mi") or {}
+def _mi(summary: dict[str, Any], key: str = "mi") -> str:
+    start, end = summary.get(f"{key}_init") or {}, summary.get(key) or {}
     names = list(end) or list(start)
     if not names:
         return "n/a"
@@ -46,6 +46,7 @@ def summary_block(
             ("probe accuracy", f"{probe} (untrained encoder {probe_init})"),
             ("kNN accuracy", f"{knn} (untrained encoder {knn_init})"),
             ("MI held out, nats", f"start -> end: {_mi(summary)}"),
+            ("MI probe, nats", f"start -> end: {_mi(summary, 'mi_probe')}"),
             ("collapsed", _collapsed(summary)),
         ]
     steps = summary.get("steps", summary.get("history", [{}])[-1].get("step") if summary.get("history") else None)

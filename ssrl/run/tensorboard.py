@@ -6,7 +6,8 @@ the keys the sweep varies (``jmi,cos_dv``), or a single run's overrides (``defau
 ``tensorboard --logdir <sweep>/tensorboard`` names each run by what distinguishes it.
 
 Tags read top-down (Time Series sorts tags by name, groups them by their first segment and opens the
-first two groups): ``MI/`` (train and held-out MI in nats, per estimator), ``collapse/`` (the
+first two groups): ``MI/`` (train and held-out MI in nats, per estimator, under the run's critic; the
+MI probe's, ``MI/probe/``), ``collapse/`` (the
 diagnostics on the held-out embeddings), ``probes/``, ``training/`` (loss, its terms, each estimator's
 own bound value in its own units, learning rates named by what they drive). ``collapsed`` is a boolean: per epoch
 it is written as text (smoothing would draw a 0/1 series as a fraction); the final value is one scalar
@@ -45,6 +46,7 @@ AXES = ("paradigm.name", "estimator.name", "marginal.name", "predictor.name", "d
 TAG_PREFIXES = (
     ("train/mi/", "MI/train/"),
     ("val/mi/", "MI/val/"),
+    ("val/mi_probe/", "MI/probe/"),  # the MI probe (ssrl.run.mi_probe): a fresh critic, not the run's own
     ("val/online_probe_acc", "probes/online_linear_val"),
     ("train/probe_loss", "probes/online_linear_loss"),
     ("val/bound/", "training/bound_val/"),
@@ -92,6 +94,15 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         )
         for name in MI_IN_NATS
     ),
+    *(
+        (
+            f"MI/probe/{name}",
+            f"MI probe {name} (nats, held-out)",
+            f"The {name} estimate of I(A; B) in nats of the MI probe: a critic trained afresh on frozen embeddings "
+            "of train pairs, scored on held-out (val) pairs, at the end (summary.json mi_probe).",
+        )
+        for name in MI_IN_NATS
+    ),
     (
         "collapse/collapsed",
         "collapsed (1 = yes)",
@@ -115,7 +126,10 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 
 #: Custom Scalars: every held-out MI estimator on one chart, the collapse diagnostics on another.
 LAYOUT = {
-    "held-out MI (nats)": {"every estimator, every run": ["Multiline", [r"^MI/val/"]]},
+    "held-out MI (nats)": {
+        "every estimator, every run": ["Multiline", [r"^MI/val/"]],
+        "MI probe (a fresh critic), every run": ["Multiline", [r"^MI/probe/"]],
+    },
     "collapse (held-out)": {
         "effective rank": ["Multiline", [r"^collapse/effective_rank$"]],
         "embedding std": ["Multiline", [r"^collapse/embedding_std$"]],
