@@ -189,7 +189,7 @@ class FolderDataConfig(DataConfig):
     decode: Decode = Decode.auto
 
 
-# ------------------------------------------------------------------------------ optim, trainer, logger
+# -------------------------------------------------------------------------------------- optim, trainer
 @dataclass
 class OptimConfig:
     name: OptimizerName = OptimizerName.sgd
@@ -236,11 +236,6 @@ class TrainerConfig:
 
 
 @dataclass
-class LoggerConfig:
-    name: str = MISSING
-
-
-@dataclass
 class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -259,6 +254,7 @@ class TrainConfig:
     data: Any = MISSING
     optim: Any = MISSING
     trainer: Any = MISSING
+    #: {key: {_target_: a Lightning logger class, its arguments}} for each logger (ssrl.run.loggers).
     logger: Any = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
@@ -286,7 +282,6 @@ SCHEMAS = {
     },
     "optim": {"optim": OptimConfig},
     "trainer": {"trainer": TrainerConfig},
-    "logger": {"logger": LoggerConfig},
 }
 
 

@@ -17,6 +17,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from ssrl.data.datasets import load_splits
 from ssrl.errors import ConfigError
+from ssrl.run.loggers import check_loggers
 from ssrl.validate import check_sizes, validate
 
 
@@ -85,6 +86,7 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
             try:
                 validate(cfg)
+                check_loggers(cfg.logger)
             except OmegaConfBaseException as exc:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
             key = OmegaConf.to_yaml(cfg.data)
