@@ -22,6 +22,7 @@ from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
 from ssrl.run import loggers, tensorboard
 from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
+from ssrl.run.checkpoint import CHECKPOINT
 from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
@@ -33,7 +34,6 @@ PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
 #: Fields SDMI applies itself, under manual optimization (Lightning refuses them there).
 MANUAL_FIELDS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
-CHECKPOINT = Path("checkpoints") / "last.ckpt"
 INIT_METRICS = "init_metrics.json"
 
 
