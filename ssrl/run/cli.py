@@ -21,7 +21,7 @@ from ssrl.run.loggers import check_loggers
 from ssrl.validate import check_sizes, validate
 
 
-def _variants(overrides: list[str]) -> list[list[str]]:
+def variants(overrides: list[str]) -> list[list[str]]:
     """The first value of every sweep, then each other value of each sweep in turn."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     options = [
@@ -29,10 +29,10 @@ def _variants(overrides: list[str]) -> list[list[str]]:
         for o in parsed
     ]
     base = [values[0] for values in options]
-    variants = [base]
+    result = [base]
     for i, values in enumerate(options):
-        variants += [base[:i] + [v] + base[i + 1 :] for v in values[1:]]
-    return variants
+        result += [base[:i] + [v] + base[i + 1 :] for v in values[1:]]
+    return result
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -79,7 +79,7 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
     sizes: dict[str, tuple[int, int]] = {}  # data config -> (training split, held-out split), loaded once
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        for variant in _variants(overrides):
+        for variant in variants(overrides):
             try:
                 cfg: Any = compose(config_name, overrides=variant)
             except (ConfigCompositionException, OmegaConfBaseException) as exc:

@@ -154,17 +154,17 @@ def build_loggers(node: Mapping[str, Any], run_dir: Path, run_name: str, place: 
     takes and its config leaves unset, and receiving ssrl's metric names."""
     from hydra.utils import instantiate
 
-    given = {"save_dir": None, "name": run_name, "run_name": run_name, "place": place}
     loggers = []
     for key in logger_keys(node):
         spec = node[key]
         cls = logger_class(key, spec)
+        given = {"name": run_name, "run_name": run_name, "place": place}
         takes = inspect.signature(cls).parameters
         arguments = {k: v for k, v in given.items() if k in takes and k not in spec}
-        if "save_dir" in takes:
+        if "save_dir" in takes:  # the run folder, or the config's save_dir under it
             arguments["save_dir"] = str(save_dir(spec, run_dir))
         _local_store(cls, {**_arguments(spec), **arguments})
-        loggers.append(_with_metric_names(instantiate(dict(spec), **arguments)))
+        loggers.append(_with_metric_names(instantiate(spec, _convert_="all", **arguments)))
     return loggers
 
 
