@@ -164,7 +164,9 @@ def build_loggers(node: Mapping[str, Any], run_dir: Path, run_name: str, place: 
         if "save_dir" in takes:  # the run folder, or the config's save_dir under it
             arguments["save_dir"] = str(save_dir(spec, run_dir))
         _local_store(cls, {**_arguments(spec), **arguments})
-        loggers.append(_with_metric_names(instantiate(spec, _convert_="all", **arguments)))
+        # the config's arguments as plain containers; the run's (a Place among them) passed as they are
+        build = instantiate(spec, _partial_=True, _convert_="all")
+        loggers.append(_with_metric_names(build(**arguments)))
     return loggers
 
 
