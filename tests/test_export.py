@@ -24,9 +24,10 @@ from tests.conftest import compose_config
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A tiny run of ResNet-18 at width 64 with the ImageNet stem: torchvision's resnet18, as trained."""
+    """A tiny run of ResNet-18 at width 64 with the ImageNet stem (torchvision's resnet18), normalising
+    its inputs with a mean and std of its own."""
     folder = tmp_path_factory.mktemp("run")
-    overrides = ["backbone.cifar_stem=false"]
+    overrides = ["backbone.cifar_stem=false", "data.views.mean=[0.4,0.5,0.6]", "data.views.std=[0.2,0.25,0.3]"]
     train(compose_config(*overrides), folder, overrides)
     return folder
 
@@ -63,7 +64,7 @@ def test_the_exported_backbone_gives_the_runs_features_exactly(run, batch, capsy
         "feature_dim": 512,
         "input_size": model.cfg.data.image_size,
     }
-    assert record["mean"] == list(views.mean) and record["std"] == list(views.std)
+    assert record["mean"] == list(views.mean) == [0.4, 0.5, 0.6] and record["std"] == list(views.std)
     assert record["torchvision"] == "torchvision.models.resnet18" and record["projector"]["out_dim"] == 32
     with safe_open(str(out), "pt") as f:
         keys = set(f.keys())

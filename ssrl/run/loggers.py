@@ -2,10 +2,10 @@
 
 Each option of conf/logger/ holds one entry ``<key>: {_target_: <logger class>, <its arguments>}``;
 ``logger=[tensorboard,wandb]`` merges several options, and ``+logger.<key>._target_=<class>`` adds any
-other class. A class is given what it takes from the run, where its config leaves it unset (``RUN``):
-``save_dir`` the run folder (a relative ``save_dir`` is taken under it), ``name`` and ``run_name`` the
-run's name (its overrides; in a multirun its values of the swept keys), ``place`` where ssrl's
-TensorBoard logger writes.
+other class. A class is given what it takes from the run, where its config leaves it unset
+(``build_loggers``): ``save_dir`` the run folder (a relative ``save_dir`` is taken under it), ``name``
+and ``run_name`` the run's name (its overrides; in a multirun its values of the swept keys), ``place``
+where ssrl's TensorBoard logger writes.
 
 Every logger receives the same metric names (``metric_name``: ``MI/val/dv``, ``collapse/effective_rank``,
 ``probes/linear_test``, ...), the resolved config as hyperparameters (``start``), and the final results
@@ -73,8 +73,6 @@ def final_metrics(summary: Mapping[str, Any]) -> tuple[dict[str, float], dict[st
 # ----------------------------------------------------------------------------------------- the config
 #: Logger classes that need a package ssrl does not install: class name -> (module, ssrl's extra).
 EXTRAS = {"WandbLogger": ("wandb", "wandb"), "MLFlowLogger": ("mlflow", "mlflow")}
-#: Arguments a logger's class is given from the run when it takes them and its config leaves them unset.
-RUN = ("save_dir", "name", "run_name", "place")
 
 
 def logger_keys(node: Mapping[str, Any] | None) -> list[str]:
@@ -150,8 +148,9 @@ def _local_store(cls: type, arguments: Mapping[str, Any]) -> None:
 
 
 def build_loggers(node: Mapping[str, Any], run_dir: Path, run_name: str, place: Any) -> list[Any]:
-    """One Lightning logger per entry of the resolved logger config, each given ``RUN``'s arguments it
-    takes and its config leaves unset, and receiving ssrl's metric names."""
+    """One Lightning logger per entry of the logger config, receiving ssrl's metric names. Each class is
+    given, when it takes them and its config leaves them unset, ``name`` and ``run_name`` (``run_name``)
+    and ``place`` (ssrl's TensorBoard logger); a class taking ``save_dir`` writes under ``run_dir``."""
     from hydra.utils import instantiate
 
     loggers = []
