@@ -22,7 +22,8 @@ ROOT = Path(CONFIG_DIR).parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE = re.compile(r"`([^`]+)`")
-LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # [text](target), ![alt](target)
+LINK_ELSEWHERE = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)|(?:src|href)=\"([^\"]+)\"", re.MULTILINE)  # [ref]: target, HTML
 SHELL_SEPARATORS = {"&&", "||", ";", "|"}
 PLACEHOLDER = re.compile(r"<([^<>]+)>")
 
@@ -158,7 +159,8 @@ def relative_links() -> list[tuple[Path, str]]:
     for page in PAGES:
         _, prose = split_page(page.read_text())
         prose = INLINE.sub("", prose)
-        links += [(page, target) for target in LINK.findall(prose) if not re.match(r"^[a-z]+:", target)]
+        targets = LINK.findall(prose) + [a or b for a, b in LINK_ELSEWHERE.findall(prose)]
+        links += [(page, target) for target in targets if not re.match(r"^[a-z]+:", target)]
     return links
 
 
