@@ -34,6 +34,11 @@ SEEDS = "tests/test_report_seeds.py"
 SDMI_GRADIENTS = "tests/test_sdmi_gradients.py"
 VERDICTS = "tests/test_verdicts.py"
 PROBE = "tests/test_mi_probe.py"
+LOGGERS = "tests/test_loggers.py"
+EVERY_LOGGER = f"{LOGGERS}::test_every_logger_gets_the_same_names_the_config_and_the_final_results"
+EXPORT = "tests/test_export.py"
+EXACT_EXPORT = f"{EXPORT}::test_the_exported_backbone_gives_the_runs_features_exactly"
+DOCS = "tests/test_docs.py"
 
 
 @dataclass(frozen=True)
@@ -494,6 +499,119 @@ MUTANTS = [
         "return float(kendalltau(range(len(values)), values)[0]), float(drop)",
         "return float(kendalltau(range(len(values)), sorted(values))[0]), float(drop)",
         (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
+    ),
+    # ---------------------------------------------------------------- loggers, export, docs (issue 26)
+    Mutant(
+        "logger-lightning-names-kept",
+        "ssrl/run/loggers.py",
+        "log_metrics({metric_name(k): v for k, v in metrics.items()}, step)",
+        "log_metrics(dict(metrics), step)",
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-config-not-logged",
+        "ssrl/run/loggers.py",
+        "logger.log_hyperparams(dict(config))",
+        "logger.log_hyperparams({})",
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-final-results-not-logged",
+        "ssrl/run/loggers.py",
+        "logger.log_metrics(trained, step)",
+        "None",
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-untrained-results-at-the-last-step",
+        "ssrl/run/loggers.py",
+        "logger.log_metrics(untrained, 0)",
+        "logger.log_metrics(untrained, step)",
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-wandb-run-left-open",
+        "ssrl/run/loggers.py",
+        "logger.experiment.finish(exit_code=0 if ok else 1)",
+        "None",
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-save-dir-not-under-the-run",
+        "ssrl/run/loggers.py",
+        "return Path(run_dir) / given if given is not None else Path(run_dir)",
+        "return Path(given) if given is not None else Path(run_dir)",
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-run-name-not-given",
+        "ssrl/run/loggers.py",
+        'given = {"name": run_name, "run_name": run_name, "place": place}',
+        'given = {"place": place}',
+        (EVERY_LOGGER,),
+    ),
+    Mutant(
+        "logger-missing-extra-not-caught",
+        "ssrl/run/loggers.py",
+        "if importlib.util.find_spec(package) is None:",
+        "if False:",
+        (f"{LOGGERS}::test_a_missing_package_fails_before_any_work_naming_the_extra",),
+    ),
+    Mutant(
+        "logger-arguments-not-checked",
+        "ssrl/run/loggers.py",
+        "inspect.signature(cls).bind_partial(**_arguments(spec))",
+        "None",
+        (f"{LOGGERS}::test_a_logger_argument_its_class_does_not_take_is_refused",),
+    ),
+    Mutant(
+        "logger-old-config-form-not-read",
+        "ssrl/run/loggers.py",
+        'return [node["name"]]',
+        "return []",
+        (f"{LOGGERS}::test_a_run_from_before_target_loggers_still_resumes",),
+    ),
+    Mutant(
+        "export-untrained-weights",
+        "ssrl/export.py",
+        "encoder.load_state_dict(online)",
+        "None",
+        (EXACT_EXPORT,),
+    ),
+    Mutant(
+        "export-stems-swapped",
+        "ssrl/nets/export.py",
+        'stem = "cifar" if backbone["cifar_stem"] else "imagenet"',
+        'stem = "imagenet" if backbone["cifar_stem"] else "cifar"',
+        (EXACT_EXPORT,),
+    ),
+    Mutant(
+        "export-std-recorded-as-mean",
+        "ssrl/nets/export.py",
+        '"mean": list(data["views"]["mean"])[:channels]',
+        '"mean": list(data["views"]["std"])[:channels]',
+        (EXACT_EXPORT,),
+    ),
+    Mutant(
+        "export-projector-not-loaded",
+        "ssrl/nets/export.py",
+        "head.load_state_dict({k[len(PROJECTOR) :]: v for k, v in tensors.items() if k.startswith(PROJECTOR)})",
+        "None",
+        (EXACT_EXPORT,),
+    ),
+    Mutant(
+        "docs-command-with-a-wrong-option",
+        "docs/loggers_and_export.md",
+        "ssrl-train 'logger=[tensorboard,wandb]'\n",
+        "ssrl-train 'logger=[tensorboard,wandbb]'\n",
+        (DOCS,),
+    ),
+    Mutant(
+        "docs-link-to-a-missing-anchor",
+        "docs/loggers_and_export.md",
+        "(method.md#which-values-are-mi-in-nats)",
+        "(method.md#which-values-are-mi)",
+        (DOCS,),
     ),
 ]
 

@@ -194,7 +194,7 @@ class FolderDataConfig(DataConfig):
     decode: Decode = Decode.auto
 
 
-# ------------------------------------------------------------------------------ optim, trainer, logger
+# -------------------------------------------------------------------------------------- optim, trainer
 @dataclass
 class OptimConfig:
     name: OptimizerName = OptimizerName.sgd
@@ -241,11 +241,6 @@ class TrainerConfig:
 
 
 @dataclass
-class LoggerConfig:
-    name: str = MISSING
-
-
-@dataclass
 class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -271,6 +266,7 @@ class TrainConfig:
     data: Any = MISSING
     optim: Any = MISSING
     trainer: Any = MISSING
+    #: {key: {_target_: a Lightning logger class, its arguments}} for each logger (ssrl.run.loggers).
     logger: Any = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
@@ -301,7 +297,6 @@ SCHEMAS = {
     },
     "optim": {"optim": OptimConfig},
     "trainer": {"trainer": TrainerConfig},
-    "logger": {"logger": LoggerConfig},
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -22,24 +21,15 @@ from omegaconf import OmegaConf
 from ssrl.data.module import SSLDataModule
 from ssrl.errors import ConfigError
 from ssrl.paradigms.base import MIParadigm
-from ssrl.run.job import CHECKPOINT, PARADIGMS, evaluate_offline
+from ssrl.run.checkpoint import read_checkpoint
+from ssrl.run.job import PARADIGMS, evaluate_offline
 from ssrl.run.summary import read_summary
 
 
 def load_checkpoint(path: Path) -> tuple[MIParadigm, SSLDataModule, Path]:
-    """The trained model and its data module, rebuilt from the config stored in the checkpoint."""
-    checkpoint_path = path / CHECKPOINT if path.is_dir() else path
-    if not checkpoint_path.is_file():
-        raise ConfigError(f"{path}: no checkpoint there (expected a run folder with {CHECKPOINT} or a .ckpt file)")
-    try:  # tensors, plain containers and strings only: nothing in a checkpoint runs code when it loads
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"{checkpoint_path}: not a checkpoint ssrl can load safely (weights_only=True: {first})"
-        ) from exc
-    if "ssrl" not in checkpoint:
-        raise ConfigError(f"{checkpoint_path}: not an ssrl checkpoint (it holds no ssrl config)")
+    """The trained model and its data module, rebuilt from the config stored in the checkpoint, and the
+    run folder."""
+    checkpoint, checkpoint_path = read_checkpoint(path)
     cfg = OmegaConf.create(checkpoint["ssrl"]["config"])
     data = SSLDataModule(cfg.data, cfg.seed)
     model = PARADIGMS[cfg.paradigm.name](cfg, data.num_classes)

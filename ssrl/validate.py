@@ -23,7 +23,6 @@ CHOICES = {
     "predictor.name": ("none", "mlp"),
     "backbone.name": tuple(BACKBONES),
     "data.name": tuple(LOADERS),
-    "logger.name": ("tensorboard", "csv"),
     "on_nonfinite_loss": ("stop", "skip"),
     "trainer.gradient_clip_algorithm": ("norm", "value"),
 }

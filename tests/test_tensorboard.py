@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
+from ssrl.run import loggers
 from ssrl.run import tensorboard as tb
 from ssrl.run.summary import write_summary
 from tests.tb_reader import read_hparams
@@ -17,9 +18,10 @@ def write_run(sweep, config, overrides, seed):
     scalars under their Lightning names, the final results; and its summary.json."""
     run_dir = sweep / ",".join(overrides)
     place = tb.sweep_place(sweep, run_dir, overrides)
-    logger = tb.build_logger(place)
+    logger = loggers.build_loggers(config.logger, run_dir, place.name, place)  # the default: ssrl's TensorBoard
     container = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
-    tb.start_session(logger, container, overrides)
+    loggers.start(logger, container)
+    (logger,) = logger
     for step in range(3):
         logger.log_metrics({"train/loss": -step, "train/mi/dv": step, "lr/encoder": 0.05, "epoch": 0}, step)
         logger.log_metrics(
@@ -35,8 +37,8 @@ def write_run(sweep, config, overrides, seed):
         "overrides": overrides,
         "config": container,
     }
-    tb.log_results(logger, summary, 2)
-    logger.finalize("success")
+    loggers.log_final([logger], summary, 2)
+    loggers.close([logger], ok=True)
     write_summary(run_dir, summary)
 
 
@@ -95,8 +97,10 @@ def test_a_single_run_gets_its_own_experiment(config, tmp_path):
     overrides = ["paradigm=sdmi"]
     place = tb.single_run_place(tmp_path, overrides)
     assert place.run_dir == tmp_path / "tensorboard" / "paradigm=sdmi"
-    tb.start_session(
-        tb.build_logger(place), OmegaConf.to_container(config(*overrides), resolve=True, enum_to_str=True), overrides
+    cfg = config(*overrides)
+    loggers.start(
+        loggers.build_loggers(cfg.logger, tmp_path, place.name, place),
+        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
     )
     experiment, groups = read_hparams(place.logdir)
     leading = [h.name for h in experiment.hparam_infos if h.differs]
@@ -112,13 +116,14 @@ def test_run_names_are_the_swept_values():
 
 
 def test_tags_read_top_down():
-    assert tb.tag_for("train/mi/dv") == "MI/train/dv" and tb.tag_for("val/mi/infonce") == "MI/val/infonce"
-    assert tb.tag_for("val/effective_rank") == "collapse/effective_rank"
-    assert tb.tag_for("val/online_probe_acc") == "probes/online_linear_val"
-    assert tb.tag_for("train/bound/jsd") == "training/bound/jsd" and tb.tag_for("lr/encoder") == "training/lr/encoder"
-    assert tb.tag_for("epoch") is None and tb.tag_for("val/collapsed") is None
+    tag_for = loggers.metric_name
+    assert tag_for("train/mi/dv") == "MI/train/dv" and tag_for("val/mi/infonce") == "MI/val/infonce"
+    assert tag_for("val/effective_rank") == "collapse/effective_rank"
+    assert tag_for("val/online_probe_acc") == "probes/online_linear_val"
+    assert tag_for("train/bound/jsd") == "training/bound/jsd" and tag_for("lr/encoder") == "training/lr/encoder"
+    assert {tag_for("epoch"), tag_for("val/collapsed")} == set(tb.NOT_SCALARS)  # text, or not drawn
     names = ("train/mi/dv", "val/embedding_std", "val/online_probe_acc", "train/loss")
-    groups = [tb.tag_for(n).split("/")[0] for n in names]
+    groups = [tag_for(n).split("/")[0] for n in names]
     assert groups == sorted(groups)  # Time Series orders groups by name: MI, collapse, probes, training
 
 

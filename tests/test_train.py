@@ -89,7 +89,7 @@ def test_completed_run_is_not_redone(config, tmp_path):
 def test_csv_logger(config, tmp_path):
     train(config("logger=csv"), tmp_path, ["logger=csv"])
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0]
-    assert "train/loss" in header and "val/mi/dv" in header
+    assert "training/loss" in header and "MI/val/dv" in header  # the names every logger gets
 
 
 @pytest.mark.parametrize("paradigm", ["jmi", "sdmi"])

@@ -27,6 +27,12 @@ class ScaledResNet(torchvision.models.ResNet):
         return super()._make_layer(block, planes * self.width // STANDARD_WIDTH, blocks, stride, dilate)
 
 
+def feature_dim(name: str, width: int = STANDARD_WIDTH) -> int:
+    """Channels of the pooled features: 8 * width for ResNet-18, 32 * width for ResNet-50 (Bottleneck's
+    expansion of 4)."""
+    return 8 * width * BACKBONES[name][0].expansion
+
+
 def build_backbone(name: str, in_channels: int, cifar_stem: bool, width: int = STANDARD_WIDTH) -> tuple[nn.Module, int]:
     """A randomly initialised ResNet without its classifier, and its feature dimension (8 * width for
     ResNet-18, 32 * width for ResNet-50).
@@ -45,6 +51,5 @@ def build_backbone(name: str, in_channels: int, cifar_stem: bool, width: int = S
         net.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
     net.bn1 = nn.BatchNorm2d(width)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's stem
-    feature_dim = 8 * width * BACKBONES[name][0].expansion
     net.fc = nn.Identity()
-    return net, feature_dim
+    return net, feature_dim(name, width)

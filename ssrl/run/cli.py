@@ -17,10 +17,11 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from ssrl.data.datasets import load_splits
 from ssrl.errors import ConfigError
+from ssrl.run.loggers import check_loggers
 from ssrl.validate import check_sizes, validate
 
 
-def _variants(overrides: list[str]) -> list[list[str]]:
+def variants(overrides: list[str]) -> list[list[str]]:
     """The first value of every sweep, then each other value of each sweep in turn."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     options = [
@@ -28,10 +29,10 @@ def _variants(overrides: list[str]) -> list[list[str]]:
         for o in parsed
     ]
     base = [values[0] for values in options]
-    variants = [base]
+    result = [base]
     for i, values in enumerate(options):
-        variants += [base[:i] + [v] + base[i + 1 :] for v in values[1:]]
-    return variants
+        result += [base[:i] + [v] + base[i + 1 :] for v in values[1:]]
+    return result
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -78,13 +79,14 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
     sizes: dict[str, tuple[int, int]] = {}  # data config -> (training split, held-out split), loaded once
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        for variant in _variants(overrides):
+        for variant in variants(overrides):
             try:
                 cfg: Any = compose(config_name, overrides=variant)
             except (ConfigCompositionException, OmegaConfBaseException) as exc:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
             try:
                 validate(cfg)
+                check_loggers(cfg.logger)
             except OmegaConfBaseException as exc:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
             key = OmegaConf.to_yaml(cfg.data)

@@ -14,15 +14,15 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger
 
 from ssrl.data.module import SSLDataModule
 from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run import mi_probe, tensorboard
+from ssrl.run import loggers, mi_probe, tensorboard
 from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
+from ssrl.run.checkpoint import CHECKPOINT
 from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
@@ -34,7 +34,6 @@ PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
 SPEED_FIELDS = ("channels_last", "compile")
 #: Fields SDMI applies itself, under manual optimization (Lightning refuses them there).
 MANUAL_FIELDS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
-CHECKPOINT = Path("checkpoints") / "last.ckpt"
 INIT_METRICS = "init_metrics.json"
 
 
@@ -47,20 +46,13 @@ def device_defaults(cfg: DictConfig) -> None:
         t.precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, place: tensorboard.Place) -> Any:
-    """TensorBoard events where ``place`` says (ssrl.run.tensorboard), or a CSV file in <run>/csv."""
-    if cfg.logger.name == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="", version="csv")
-    return tensorboard.build_logger(place)
-
-
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place) -> pl.Trainer:
     skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
     checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
     return pl.Trainer(
         **kwargs,
-        logger=build_logger(cfg, run_dir, place),
+        logger=loggers.build_loggers(cfg.logger, run_dir, place.name, place),
         callbacks=[checkpoint, tensorboard.learning_rates_callback(), *callbacks],
         enable_checkpointing=False,  # PeriodicCheckpoint writes checkpoints/last.ckpt, no other file
         # under SLURM, ssrl's StopOnSignal and submitit handle the time limit, not Lightning's auto-requeue
@@ -135,14 +127,13 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
 
 
 def log_final(trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSLDataModule, summary: dict) -> None:
-    """The final results (at the last step), the summary as text, the end of the HParams session and
-    the embedding projector, in TensorBoard."""
-    if not hasattr(trainer.logger, "place"):
-        return
+    """The final results (at the last step) in every logger (ssrl.run.loggers); in TensorBoard, also the
+    summary as text, the end of the HParams session and the embedding projector."""
     step = max(0, trainer.fit_loop.epoch_loop._batches_that_stepped - 1)  # the step of the last batch's scalars
-    tensorboard.log_results(trainer.logger, summary, step)
-    tensorboard.export_projector(trainer.logger, model, data.eval_loaders(), cfg.eval, step)
-    trainer.logger.finalize("success")
+    loggers.log_final(trainer.loggers, summary, step)
+    for logger in trainer.loggers:
+        if isinstance(logger, tensorboard.GridTensorBoardLogger):
+            tensorboard.export_projector(logger, model, data.eval_loaders(), cfg.eval, step)
 
 
 def train(
@@ -157,6 +148,7 @@ def train(
     folder's completed run when it is the same run (ssrl.run.same_run). TensorBoard events go to
     ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``)."""
     validate(cfg)
+    loggers.check_loggers(cfg.logger)
     device_defaults(cfg)
     place = place or tensorboard.single_run_place(run_dir, overrides)
     checkpoint = run_dir / CHECKPOINT
@@ -164,7 +156,7 @@ def train(
     longer = check_resume(cfg, run_dir, checkpoint) if cfg.resume else []  # the same experiment, or refused
     if previous and previous.get("status") == "completed" and not longer:
         log.info(f"ssrl: {run_dir} is already completed (resume=false to train it again)")
-        logger = (previous.get("config") or {}).get("logger", {}).get("name", cfg.logger.name)  # the run's own
+        logger = (previous.get("config") or {}).get("logger") or OmegaConf.to_container(cfg.logger)  # the run's own
         log.info(summary_block(previous, run_dir, logger, place.logdir))
         return previous
     resume_from = checkpoint if cfg.resume and checkpoint.exists() else None
@@ -176,7 +168,7 @@ def train(
     same = find_same_run(run_dir, config) if in_sweep and cfg.resume and resume_from is None else None
     if same is not None:
         summary = reuse(*same, base)
-        if place is not None and cfg.logger.name == "tensorboard":
+        if tensorboard.in_config(cfg.logger):
             tensorboard.copy_same_run(place, same[0], same[1].get("overrides") or [], config)
         write_summary(run_dir, summary)
         log.info(f"ssrl: {run_dir.name} is the same run as {same[0].name} (ssrl/run/same_run.py); not trained again")
@@ -195,40 +187,39 @@ def train(
     trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
-    if lead and hasattr(trainer.logger, "place"):
-        tensorboard.start_session(trainer.logger, config, overrides)
-    init = read_json(run_dir / INIT_METRICS) if resume_from else None
-    if init is None and lead:
-        init = evaluate_offline(model, data, device, cfg)
-        write_json_atomic(run_dir / INIT_METRICS, init)
-    if resume_from is None:
-        trainer.validate(model, datamodule=data, verbose=False)  # the held-out metrics before training
-    # weights_only=True: a checkpoint holds tensors, plain containers and strings only, no other type
-    trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
-    if stop.signal is not None:
-        name = signal.Signals(stop.signal).name
-        if lead:
-            write_summary(
-                run_dir,
-                {
-                    **progress(),
-                    "status": "running",
-                    "history": model.history,
-                    "stopped": f"{name} after batch {model.batches_trained}; rerun to resume",
-                },
-            )
-        log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
-        if lead:
-            log.info(summary_block(read_summary(run_dir) or {}, run_dir, cfg.logger.name, place.logdir))
-        stop.hand_over()  # under submitit: its handler requeues the job and exits
-        sys.exit(128 + stop.signal)
-    trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
-    if not model.history or model.history[-1]["step"] != model.batches_trained:
-        trainer.validate(model, datamodule=data, verbose=False)
-    if not lead:
-        return {}
-    summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
-    log_final(trainer, cfg, model.to(device), data, summary)
-    write_summary(run_dir, summary)
-    log.info(summary_block(summary, run_dir, cfg.logger.name, place.logdir))
-    return summary
+    with loggers.logging_to(trainer.loggers if lead else [], config):  # the config in, and closed at the end
+        init = read_json(run_dir / INIT_METRICS) if resume_from else None
+        if init is None and lead:
+            init = evaluate_offline(model, data, device, cfg)
+            write_json_atomic(run_dir / INIT_METRICS, init)
+        if resume_from is None:
+            trainer.validate(model, datamodule=data, verbose=False)  # the held-out metrics before training
+        # weights_only=True: a checkpoint holds tensors, plain containers and strings only, no other type
+        trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+        if stop.signal is not None:
+            name = signal.Signals(stop.signal).name
+            if lead:
+                write_summary(
+                    run_dir,
+                    {
+                        **progress(),
+                        "status": "running",
+                        "history": model.history,
+                        "stopped": f"{name} after batch {model.batches_trained}; rerun to resume",
+                    },
+                )
+            log.info(f"ssrl: stopped by {name}; checkpoint {checkpoint}; rerun the same command to resume")
+            if lead:
+                log.info(summary_block(read_summary(run_dir) or {}, run_dir, config["logger"], place.logdir))
+            stop.hand_over()  # under submitit: its handler requeues the job and exits
+            sys.exit(128 + stop.signal)
+        trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
+        if not model.history or model.history[-1]["step"] != model.batches_trained:
+            trainer.validate(model, datamodule=data, verbose=False)
+        if not lead:
+            return {}
+        summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
+        log_final(trainer, cfg, model.to(device), data, summary)
+        write_summary(run_dir, summary)
+        log.info(summary_block(summary, run_dir, config["logger"], place.logdir))
+        return summary

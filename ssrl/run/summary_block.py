@@ -3,9 +3,11 @@ wall time) and where its files are. Logged through the ``ssrl`` logger, so train
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ssrl.run.loggers import logger_keys, save_dir
 from ssrl.run.summary import SUMMARY
 
 
@@ -29,11 +31,38 @@ def _collapsed(summary: dict[str, Any]) -> str:
     return f"{'yes' if summary['collapsed'] else 'no'} ({how})"
 
 
+def _logger_rows(loggers: Mapping[str, Any], run_dir: Path, tensorboard_dir: Path | None) -> list[tuple[str, str]]:
+    """Where each logger of the shipped options wrote (another logger: its class)."""
+    rows = []
+    for key in logger_keys(loggers):
+        spec = loggers.get(key) if isinstance(loggers.get(key), Mapping) else {}
+        folder = save_dir(spec, run_dir)
+        if key == "tensorboard":
+            logdir = Path(tensorboard_dir).resolve() if tensorboard_dir else run_dir / "tensorboard"
+            rows.append(("TensorBoard", f"tensorboard --logdir {logdir}"))
+        elif key == "csv":
+            csv = folder / spec.get("name", "") / spec.get("version", "csv") / "metrics.csv"
+            rows.append(("metrics (CSV)", str(csv)))
+        elif key == "wandb":
+            wandb = folder / "wandb"
+            sync = f" (offline: wandb sync {wandb}/offline-run-*)" if spec.get("mode") == "offline" else ""
+            rows.append(("W&B", f"{wandb}{sync}"))
+        elif key == "mlflow" and not spec.get("tracking_uri"):
+            rows.append(("MLflow", f"MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {folder}"))
+        else:
+            rows.append((key, str(spec.get("tracking_uri") or spec.get("_target_", "?"))))
+    return rows
+
+
 def summary_block(
-    summary: dict[str, Any], run_dir: Path, logger: str = "tensorboard", tensorboard_dir: Path | None = None
+    summary: dict[str, Any],
+    run_dir: Path,
+    loggers: Mapping[str, Any] | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> str:
     """Lines of the end-of-run block for a summary (completed or stopped) of the run in ``run_dir``;
-    ``tensorboard_dir`` is the folder to point TensorBoard at (a sweep's, or the run's own)."""
+    ``loggers`` is the run's resolved logger config (TensorBoard when None), ``tensorboard_dir`` the
+    folder to point TensorBoard at (a sweep's, or the run's own)."""
     run_dir = Path(run_dir).resolve()
     status = summary.get("status", "?")
     if summary.get("stopped"):
@@ -55,11 +84,7 @@ def summary_block(
         rows.append(("batches trained", f"{steps}" + (f" ({skipped} updates skipped)" if skipped else "")))
     rows.append(("wall time", f"{_number(summary.get('wall_s'), 1)} s"))
     rows.append(("summary", str(run_dir / SUMMARY)))
-    if logger == "csv":
-        rows.append(("metrics (CSV)", str(run_dir / "csv" / "metrics.csv")))
-    else:
-        logdir = Path(tensorboard_dir).resolve() if tensorboard_dir else run_dir / "tensorboard"
-        rows.append(("TensorBoard", f"tensorboard --logdir {logdir}"))
+    rows += _logger_rows(loggers if loggers is not None else {"name": "tensorboard"}, run_dir, tensorboard_dir)
     width = max(len(name) for name, _ in rows)
     rule = "=" * 72
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]

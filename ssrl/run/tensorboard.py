@@ -5,13 +5,13 @@ in a multirun and ``<run folder>/tensorboard`` for a single run, and ``<name>`` 
 the keys the sweep varies (``jmi,cos_dv``), or a single run's overrides (``default`` for none). So
 ``tensorboard --logdir <sweep>/tensorboard`` names each run by what distinguishes it.
 
-Tags read top-down (Time Series sorts tags by name, groups them by their first segment and opens the
-first two groups): ``MI/`` (train and held-out MI in nats, per estimator, under the run's critic; the
-MI probe's, ``MI/probe/``), ``collapse/`` (the
-diagnostics on the held-out embeddings), ``probes/``, ``training/`` (loss, its terms, each estimator's
-own bound value in its own units, learning rates named by what they drive). ``collapsed`` is a boolean: per epoch
-it is written as text (smoothing would draw a 0/1 series as a fraction); the final value is one scalar
-point at the last step, which smoothing leaves as it is, and which HParams reads.
+Tags (the metric names every logger gets: ssrl.run.loggers.metric_name) read top-down (Time Series sorts tags
+by name, groups them by their first segment and opens the first two groups): ``MI/`` (train and held-out MI in
+nats, per estimator, under the run's critic; the MI probe's, ``MI/probe/``), ``collapse/`` (the diagnostics on
+the held-out embeddings), ``probes/``, ``training/`` (loss, its terms, each estimator's own bound value in its
+own units, learning rates named by what they drive). ``collapsed`` is a boolean: per epoch it is written as
+text (smoothing would draw a 0/1 series as a fraction); the final value is one scalar point at the last step,
+which smoothing leaves as it is, and which HParams reads.
 
 HParams: each run writes only its session (its flattened config and the swept keys' values, start and
 end); the sweep writes one experiment for all its runs (``write_sweep_experiment``, when the multirun
@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
 from ssrl.mi.estimators import MI_IN_NATS
+from ssrl.run.loggers import final_metrics, logger_keys
 from ssrl.run.naming import run_name
 
 FOLDER = "tensorboard"
@@ -41,34 +44,9 @@ SWEEP_EVENTS = ".ssrl-sweep"  # suffix of the sweep's experiment event file, rew
 #: The paper's axes: a single run's HParams columns after its own overrides.
 AXES = ("paradigm.name", "estimator.name", "marginal.name", "predictor.name", "data.name")
 
-# ----------------------------------------------------------------------------------------- tag layout
-#: Lightning metric name (prefix) -> TensorBoard tag (prefix); the first match wins.
-TAG_PREFIXES = (
-    ("train/mi/", "MI/train/"),
-    ("val/mi/", "MI/val/"),
-    ("val/mi_probe/", "MI/probe/"),  # the MI probe (ssrl.run.mi_probe): a fresh critic, not the run's own
-    ("val/online_probe_acc", "probes/online_linear_val"),
-    ("train/probe_loss", "probes/online_linear_loss"),
-    ("val/bound/", "training/bound_val/"),
-    ("train/bound/", "training/bound/"),
-    ("train/loss", "training/loss"),
-    ("train/joint", "training/joint_J"),
-    ("train/marginal", "training/marginal_M"),
-    ("train/", "training/"),
-    ("lr/", "training/lr/"),
-    ("val/", "collapse/"),  # effective rank, embedding std, alignment, uniformity (held-out)
-)
-NOT_SCALARS = ("epoch", "val/collapsed")  # Lightning's epoch counter; the boolean goes to text
-
-
-def tag_for(name: str) -> str | None:
-    """The TensorBoard tag of a metric logged under ``name`` (None: not drawn as a scalar)."""
-    if name in NOT_SCALARS:
-        return None
-    for prefix, tag in TAG_PREFIXES:
-        if name.startswith(prefix):
-            return tag + name[len(prefix) :]
-    return name
+#: Metrics (under their logged names, ssrl.run.loggers.metric_name) not drawn as scalars during training:
+#: Lightning's epoch counter, and the boolean, written as text (its final value is one scalar point).
+NOT_SCALARS = ("epoch", "collapse/collapsed")
 
 
 #: The final metrics: HParams' metric columns, in this order (the first five show by default).
@@ -169,6 +147,7 @@ class Place:
     name: str  # the run's folder in it, its name in legends
     leading: dict[str, str] = field(default_factory=dict)  # swept keys (or a single run's overrides): values
     in_sweep: bool = False  # a sweep's experiment is written once, by the sweep; a single run writes its own
+    overrides: list[str] = field(default_factory=list)  # the run's command-line overrides
 
     @property
     def run_dir(self) -> Path:
@@ -176,7 +155,7 @@ class Place:
 
 
 def single_run_place(run_dir: Path, overrides: list[str]) -> Place:
-    return Place(Path(run_dir) / FOLDER, run_name(overrides), parse_overrides(overrides))
+    return Place(Path(run_dir) / FOLDER, run_name(overrides), parse_overrides(overrides), overrides=list(overrides))
 
 
 def sweep_place(sweep_dir: Path, run_dir: Path, overrides: list[str]) -> Place:
@@ -187,9 +166,10 @@ def sweep_place(sweep_dir: Path, run_dir: Path, overrides: list[str]) -> Place:
     try:
         swept = json.loads((logdir / SWEEP_FILE).read_text())["swept"]
     except (OSError, ValueError, KeyError):
-        return Place(logdir, Path(run_dir).name, mine, in_sweep=True)
+        return Place(logdir, Path(run_dir).name, mine, in_sweep=True, overrides=list(overrides))
     leading = {k: mine[k] for k in swept if k in mine}
-    return Place(logdir, short_name(leading) if leading else Path(run_dir).name, leading, in_sweep=True)
+    name = short_name(leading) if leading else Path(run_dir).name
+    return Place(logdir, name, leading, in_sweep=True, overrides=list(overrides))
 
 
 def swept_keys(task_overrides: Iterable[str], sweeper_params: Mapping[str, Any] | None) -> dict[str, list[str]]:
@@ -368,62 +348,64 @@ def _code(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def build_logger(place: Place) -> Any:
-    """Lightning's TensorBoard logger writing to ``place`` with the tags of ``tag_for``."""
-    from pytorch_lightning.loggers import TensorBoardLogger
-    from pytorch_lightning.utilities import rank_zero_only
-
-    class GridTensorBoardLogger(TensorBoardLogger):
-        @rank_zero_only
-        def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-            if "val/collapsed" in metrics:
-                std, rank = metrics.get("val/embedding_std"), metrics.get("val/effective_rank")
-                verdict = "**collapsed**" if float(metrics["val/collapsed"]) else "not collapsed"
-                detail = "" if std is None else f": embedding std {float(std):.4f}, effective rank {float(rank):.2f}"
-                self.experiment.add_text("collapse/collapsed", f"step {step}: {verdict}{detail}", step)
-            scalars = {tag_for(k): v for k, v in metrics.items() if tag_for(k) is not None}
-            if scalars:
-                super().log_metrics(scalars, step)
-
-    logger = GridTensorBoardLogger(save_dir=str(place.logdir), name="", version=place.name, default_hp_metric=False)
-    logger.place = place
-    return logger
+def in_config(node: Mapping[str, Any]) -> bool:
+    """Whether a logger config (``cfg.logger``) has ssrl's TensorBoard logger."""
+    target = f"{__name__}.GridTensorBoardLogger"
+    return any((node.get(key) or {}).get("_target_") == target for key in logger_keys(node))
 
 
-def start_session(logger: Any, config: Mapping[str, Any], overrides: list[str]) -> None:
-    """At the start of training: this run's HParams session (and, for a single run, its experiment),
-    the Custom Scalars layout, and the resolved config as text."""
-    import yaml
+class GridTensorBoardLogger(TensorBoardLogger):
+    """Lightning's TensorBoard logger writing to ``place``: the config as an HParams session and as text
+    (``log_hyperparams``), ``collapse/collapsed`` per epoch as text, the final results, summary and the
+    end of the session (``log_summary``). Metric names arrive as ssrl.run.loggers gives them."""
 
-    place: Place = logger.place
-    hparams = session_hparams(place.leading, config)
-    records = [session_start(hparams)]
-    if not place.in_sweep:
-        records.insert(0, experiment([hparams], single_run_leading(place, hparams)))
-    writer = logger.experiment
-    for record in records:
-        writer.file_writer.add_summary(record)
-    writer.add_custom_scalars(LAYOUT)
-    text = f"overrides: {' '.join(overrides) or '(none)'}\n\n" + _code(yaml.safe_dump(dict(config), sort_keys=False))
-    writer.add_text("config", text, 0)
-    writer.flush()
+    def __init__(self, place: Place) -> None:
+        super().__init__(save_dir=str(place.logdir), name="", version=place.name, default_hp_metric=False)
+        self.place = place
 
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if "collapse/collapsed" in metrics:
+            std, rank = metrics.get("collapse/embedding_std"), metrics.get("collapse/effective_rank")
+            verdict = "**collapsed**" if float(metrics["collapse/collapsed"]) else "not collapsed"
+            detail = "" if std is None else f": embedding std {float(std):.4f}, effective rank {float(rank):.2f}"
+            self.experiment.add_text("collapse/collapsed", f"step {step}: {verdict}{detail}", step)
+        scalars = {k: v for k, v in metrics.items() if k not in NOT_SCALARS}
+        if scalars:
+            super().log_metrics(scalars, step)
 
-def log_results(logger: Any, summary: Mapping[str, Any], step: int) -> None:
-    """The final results as single points (at the last step; the untrained baselines at step 0), the
-    summary as text, and the end of the HParams session."""
-    writer = logger.experiment
-    for split, accuracies in (("test", summary), ("val", summary.get("val") or {})):
-        for key, name in (("probe_acc", "linear"), ("knn_acc", "knn")):
-            if key in accuracies:
-                writer.add_scalar(f"probes/{name}_{split}", float(accuracies[key]), step)
-            if f"{key}_init" in accuracies:
-                writer.add_scalar(f"probes/{name}_{split}_untrained", float(accuracies[f"{key}_init"]), 0)
-    writer.add_scalar("collapse/collapsed", float(bool(summary.get("collapsed"))), step)
-    brief = {k: v for k, v in summary.items() if k not in ("history", "config", "protocol")}
-    writer.add_text("summary", _code(json.dumps(brief, indent=1, default=str)), step)
-    writer.file_writer.add_summary(session_end(summary.get("status") == "completed"))
-    writer.flush()
+    @rank_zero_only
+    def log_hyperparams(self, params: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+        """At the start of training: this run's HParams session (and, for a single run, its experiment),
+        the Custom Scalars layout, and the resolved config ``params`` as text."""
+        import yaml
+
+        hparams = session_hparams(self.place.leading, params)
+        records = [session_start(hparams)]
+        if not self.place.in_sweep:
+            records.insert(0, experiment([hparams], single_run_leading(self.place, hparams)))
+        writer = self.experiment
+        for record in records:
+            writer.file_writer.add_summary(record)
+        writer.add_custom_scalars(LAYOUT)
+        overrides = " ".join(self.place.overrides) or "(none)"
+        text = f"overrides: {overrides}\n\n" + _code(yaml.safe_dump(dict(params), sort_keys=False))
+        writer.add_text("config", text, 0)
+        writer.flush()
+
+    @rank_zero_only
+    def log_summary(self, summary: Mapping[str, Any], step: int) -> None:
+        """The final results as single points (at the last step; the untrained baselines at step 0), the
+        summary as text, and the end of the HParams session."""
+        writer = self.experiment
+        untrained, trained = final_metrics(summary)
+        for values, at in ((untrained, 0), (trained, step)):
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, at)
+        brief = {k: v for k, v in summary.items() if k not in ("history", "config", "protocol")}
+        writer.add_text("summary", _code(json.dumps(brief, indent=1, default=str)), step)
+        writer.file_writer.add_summary(session_end(summary.get("status") == "completed"))
+        writer.flush()
 
 
 def learning_rates_callback() -> Any:
