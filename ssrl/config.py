@@ -245,8 +245,9 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     online_probe_lr: float = 0.1
-    collapse_std_fraction: float = 0.5
-    collapse_min_rank: float = 2.0
+    #: The collapse rule's constants, chosen on val at seeds 10-14 (+experiment=collapse_rule; docs/method.md).
+    collapse_std_fraction: float = 0.1
+    collapse_min_rank: float = 6.6
     #: The MI probe (ssrl.mi.probe; docs/method.md, "The MI probe"): measured before training, every n
     #: epochs and at the end; 0 turns it off.
     mi_probe_every_n_epochs: int = 15
