@@ -478,19 +478,33 @@ MUTANTS = [
         "if False:\n                shown",
         (f"{VERDICTS}::test_a_report_pools_sweeps_and_refuses_another_experiment",),
     ),
+    Mutant(
+        "mi-probe-growth-read-from-the-critic-curve",
+        "ssrl/analysis/runs.py",
+        'growth = self.growth(metric.rsplit("_", 1)[0])',
+        'growth = self.growth("mi")',
+        (f"{VERDICTS}::test_the_mi_probes_growth_reads_its_own_measurements",),
+    ),
+    Mutant(
+        "comparison-against-zero-reads-the-baseline",
+        "ssrl/analysis/comparisons.py",
+        "estimate = means[0] - (means[1] if control is not None else 0.0)",
+        "estimate = means[0] - (means[1] if control is not None else 1.0)",
+        (f"{VERDICTS}::test_a_value_against_the_margin_itself",),
+    ),
     # ---------------------------------------------------------------- MI growth (issue 10)
     Mutant(
         "mi-largest-drop-from-the-first-epoch",
         "ssrl/analysis/runs.py",
-        "            peak = max(peak, v)\n",
+        "        peak = max(peak, v)\n",
         "",
         (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
     ),
     Mutant(
         "mi-largest-drop-of-one-step",
         "ssrl/analysis/runs.py",
-        "            peak = max(peak, v)\n            drop = max(drop, peak - v)\n",
-        "            drop = max(drop, peak - v)\n            peak = v\n",
+        "        peak = max(peak, v)\n        drop = max(drop, peak - v)\n",
+        "        drop = max(drop, peak - v)\n        peak = v\n",
         (f"{SEEDS}::test_mi_growth_is_kendalls_tau_and_the_largest_drop",),
     ),
     Mutant(

@@ -42,6 +42,7 @@ CELL_METRICS = (
     ("probe (val)", "val.probe_acc", 3),
     (f"MI probe end ({PROBE_ESTIMATE}, nats)", "mi_probe", 2),
     ("MI probe rise (nats)", "mi_probe_rise", 2),
+    ("MI probe Kendall tau", "mi_probe_tau", 2),
     ("MI end, own critic (nats)", "mi", 2),
     ("MI rise, own critic (nats)", "mi_rise", 2),
     ("MI Kendall tau", "mi_tau", 2),

@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "positive_control_search": (12, 12, 1, "styled_digits", 50),
     "positive_control_long": (4, 4, 1, "styled_digits", 150),
     "claim3_cifar10": (30, 30, 5, "cifar10", 200),
+    "claim1": (54, 36, 3, "styled_digits", 30),
     "collapse": (72, 48, 3, "styled_digits", 30),
     "collapse_cifar10": (24, 16, 1, "cifar10", 200),
     "predictor_rescue": (9, 9, 3, "styled_digits", 60),

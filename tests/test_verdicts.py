@@ -185,3 +185,25 @@ def test_a_report_pools_sweeps_and_refuses_another_experiment(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_main([str(first), str(second), "--out", str(out), "--ignore", "optim.lr"])
     assert "seed 0 is in both first and second" in capsys.readouterr().err
+
+
+def test_a_value_against_the_margin_itself():
+    """control: zero reads the arm's own value: an MI probe rise of 1.0-1.2 nats over 3 seeds clears a
+    0.5-nat margin (supported) and lies under a 2-nat one (contradicted)."""
+    runs = [_run("rise", s, mi_probe={"infonce": 1.0 + 0.1 * s}, mi_probe_init={"infonce": 0.0}) for s in range(3)]
+    spec = {"arm": {"arm": "rise"}, "control": "zero", "metric": "mi_probe_rise"}
+    low, high = decide([{**spec, "name": "a", "margin": 0.5}], _cells(runs)) + decide(
+        [{**spec, "name": "b", "margin": 2.0}], _cells(runs)
+    )
+    assert low.outcome == "supported" and low.effect.mean == pytest.approx(1.1)
+    assert high.outcome == "contradicted"
+
+
+def test_the_mi_probes_growth_reads_its_own_measurements():
+    """The probe measured at epochs 0, 5, 10, 15 (0.0, 1.0, 0.8, 1.5 nats) and not in between: tau over 4
+    points, 6 pairs, 5 concordant and 1 discordant, 4/6; its largest drop 0.2 nats."""
+    history = [{"epoch": e} for e in range(16)]
+    for e, v in zip((0, 5, 10, 15), (0.0, 1.0, 0.8, 1.5), strict=True):
+        history[e]["mi_probe"] = {"infonce": v, "dv": 9.0}
+    run = _run("p", 0, history=history)
+    assert run.value("mi_probe_tau") == pytest.approx(4 / 6) and run.value("mi_probe_drop") == pytest.approx(0.2)

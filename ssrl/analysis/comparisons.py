@@ -7,7 +7,8 @@ the config, kept in every run's summary):
       - name: simsiam_rescues
         tests: "claim 3: the predictor rescues SDMI at lambda = 0 (SimSiam's form)"
         arm: {arm: simsiam}          # the cell's overrides, seed aside
-        control: {arm: none}         # another cell, or "baseline" (the pinned untrained encoder)
+        control: {arm: none}         # another cell, "baseline" (the pinned untrained encoder), or "zero"
+                                     # (the arm's own value against the margin, e.g. a rise of the MI)
         metric: probe_acc            # probe_acc or knn_acc (test split), or any per-run value of Run.value
         margin: 0.05                 # the smallest effect (arm - control) that counts
         arm_not_collapsed: true      # support also needs most of the arm's seeds not collapsed
@@ -33,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ssrl.analysis.accuracy import difference_interval, one_sided_p
+from ssrl.analysis.accuracy import accuracy_interval, difference_interval, one_sided_p
 from ssrl.analysis.cells import Cell
 from ssrl.analysis.intervals import LEVEL, Interval, component_interval, finite
 
@@ -41,6 +42,7 @@ ALPHA = 1 - LEVEL
 OUTCOMES = ("supported", "contradicted", "inconclusive")
 ACCURACIES = ("probe_acc", "knn_acc")
 BASELINE = "baseline"
+ZERO = "zero"
 FIELDS = {"name", "tests", "arm", "control", "metric", "margin", "arm_not_collapsed"}
 
 
@@ -66,8 +68,10 @@ class Declared:
         if missing:
             raise ValueError(f"comparisons: {spec.get('name', '?')} lacks {sorted(missing)}")
         control = spec["control"]
-        if not isinstance(control, dict) and control != BASELINE:
-            raise ValueError(f"comparisons.{spec['name']}.control: a cell's overrides or '{BASELINE}', got {control!r}")
+        if not isinstance(control, dict) and control not in (BASELINE, ZERO):
+            raise ValueError(
+                f"comparisons.{spec['name']}.control: a cell's overrides, '{BASELINE}' or '{ZERO}', got {control!r}"
+            )
         metric = spec.get("metric", "probe_acc")
         if control == BASELINE and metric not in ACCURACIES:
             raise ValueError(f"comparisons.{spec['name']}: the baseline has {ACCURACIES} only, not {metric}")
@@ -75,7 +79,7 @@ class Declared:
             name=str(spec["name"]),
             tests=str(spec.get("tests", "")),
             arm=_selector(spec["arm"]),
-            control=control if control == BASELINE else _selector(control),
+            control=control if isinstance(control, str) else _selector(control),
             metric=metric,
             margin=float(spec["margin"]),
             arm_not_collapsed=bool(spec.get("arm_not_collapsed", False)),
@@ -104,24 +108,31 @@ def find_cell(cells: list[Cell], selector: dict[str, str]) -> Cell | None:
 
 
 def effect_of(declared: Declared, arm: Cell, control: Cell | None) -> tuple[Interval | None, str]:
-    """(arm - control with its interval, a note); None when it cannot be computed."""
+    """(arm - control with its interval, a note); control None: against the baseline (accuracies) or
+    zero; None when it cannot be computed."""
     if declared.metric in ACCURACIES:
         kind = declared.metric.removesuffix("_acc")
         first = arm.group(kind)
+        if first is None:
+            return None, "no per-image results"
+        if declared.control == ZERO:
+            return accuracy_interval(first), ""
         second = arm.baseline_group(kind) if control is None else control.group(kind)
-        if first is None or second is None:
+        if second is None:
             return None, "no per-image results"
         return difference_interval(first, second), ""
-    arm_values = [float(v) for v in arm.values(declared.metric) if finite(v)]
-    control_values = [float(v) for v in control.values(declared.metric) if finite(v)] if control else []
-    if len(arm_values) < 2 or len(control_values) < 2:
+    groups = [[float(v) for v in arm.values(declared.metric) if finite(v)]]
+    if control is not None:
+        groups.append([float(v) for v in control.values(declared.metric) if finite(v)])
+    if any(len(v) < 2 for v in groups):
         return None, "fewer than 2 finite values"
-    means = [sum(v) / len(v) for v in (arm_values, control_values)]
+    means = [sum(v) / len(v) for v in groups]
     parts = [
         (sum((x - m) ** 2 for x in v) / (len(v) - 1) / len(v), float(len(v) - 1))
-        for v, m in zip((arm_values, control_values), means, strict=True)
+        for v, m in zip(groups, means, strict=True)
     ]
-    return component_interval(means[0] - means[1], parts, len(arm_values)), ""
+    estimate = means[0] - (means[1] if control is not None else 0.0)
+    return component_interval(estimate, parts, len(groups[0])), ""
 
 
 def _p(effect: Interval | None, margin: float) -> tuple[float, bool]:
@@ -149,8 +160,8 @@ def decide(specs: list[dict[str, Any]], cells: list[Cell]) -> list[Result]:
     effects, notes, collapsed = [], [], []
     for d in declared:
         arm = find_cell(cells, d.arm)
-        control = None if d.control == BASELINE else find_cell(cells, d.control)
-        if arm is None or (d.control != BASELINE and control is None):
+        control = None if isinstance(d.control, str) else find_cell(cells, d.control)
+        if arm is None or (not isinstance(d.control, str) and control is None):
             effects.append(None)
             notes.append("cell not found (or not unique)")
             collapsed.append(False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ SUPPORT = {
     "val.knn_acc": (0.0, 1.0),
     "mi_tau": (-1.0, 1.0),
     "mi_drop": (0.0, math.inf),
+    "mi_probe_tau": (-1.0, 1.0),
+    "mi_probe_drop": (0.0, math.inf),
     "effective_rank": (1.0, math.inf),
     "embedding_std": (0.0, 1.0),
     "wall_s": (0.0, math.inf),
@@ -49,6 +50,7 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     #: The sweep folder the run was read from (a report can pool several).
     source: str = ""
+    _growth: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -69,10 +71,14 @@ class Run:
 
     def curve(self, metric: str) -> tuple[list[int], list[float]]:
         """(epochs, values) of a history metric on the val split; "mi" is the run's MI in nats, NaN for
-        an epoch without one (its embeddings were not finite) or with a value that is not a number."""
+        an epoch without one (its embeddings were not finite) or with a value that is not a number;
+        "mi_probe" the MI probe's (PROBE_ESTIMATE) at the epochs it measured."""
         history = self.summary.get("history", [])
         if metric == "mi":
             points = [(h.get("epoch"), _number((h.get("mi") or {}).get(self.mi_name))) for h in history]
+        elif metric == "mi_probe":  # the epochs the MI probe measured
+            measured = [h for h in history if h.get("mi_probe")]
+            points = [(h.get("epoch"), _number(h["mi_probe"].get(PROBE_ESTIMATE))) for h in measured]
         else:
             points = [(h.get("epoch"), h[metric]) for h in history if metric in h]
         return [p[0] for p in points], [p[1] for p in points]
@@ -83,29 +89,20 @@ class Run:
         _, values = self.curve("mi")
         return (values[0], values[-1]) if len(values) >= 2 else None
 
-    @cached_property
-    def mi_growth(self) -> tuple[float, float] | None:
-        """How monotonically the held-out MI in nats grew over the val curve's measurements, in order:
-        (Kendall's tau-b of MI against measurement order, in [-1, 1]: 1 when MI rose at every epoch,
+    def growth(self, curve: str) -> tuple[float, float] | None:
+        """How monotonically the MI curve ``curve`` ("mi" or "mi_probe") grew over its measurements, in order:
+        (Kendall's tau-b of MI against measurement order, in [-1, 1]: 1 when MI rose at every measurement,
         NaN for a flat curve; the largest drop in nats, max over t of max_{s <= t} MI_s - MI_t: 0 when
         MI never fell). Both are NaN when a point is not finite; None with fewer than 3 points."""
-        from scipy.stats import kendalltau
-
-        _, values = self.curve("mi")
-        if len(values) < 3:
-            return None
-        if not all(math.isfinite(v) for v in values):
-            return math.nan, math.nan
-        peak, drop = values[0], 0.0
-        for v in values:
-            peak = max(peak, v)
-            drop = max(drop, peak - v)
-        return float(kendalltau(range(len(values)), values)[0]), float(drop)
+        if curve not in self._growth:
+            self._growth[curve] = _growth(self.curve(curve)[1])
+        return self._growth[curve]
 
     def value(self, metric: str) -> Any:
         """A summary field, "val.<field>" (val split), a statistic of the val MI curve in nats under the
-        run's own critic: "mi" (final), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``mi_growth``),
-        or of the MI probe: "mi_probe" (at the end) and "mi_probe_rise" (end - before training)."""
+        run's own critic: "mi" (final), "mi_rise" (end - start), "mi_tau" and "mi_drop" (``growth``),
+        or of the MI probe: "mi_probe" (at the end), "mi_probe_rise" (end - before training),
+        "mi_probe_tau" and "mi_probe_drop"."""
         if metric.startswith("val."):
             return self.summary.get("val", {}).get(metric[4:])
         if metric in ("mi_probe", "mi_probe_rise"):
@@ -113,17 +110,15 @@ class Run:
             start = _number((self.summary.get("mi_probe_init") or {}).get(PROBE_ESTIMATE))
             value = end if metric == "mi_probe" else end - start
             return None if math.isnan(value) else value
-        if metric not in ("mi", "mi_rise", "mi_tau", "mi_drop"):
-            return self.summary.get(metric)
+        if metric in ("mi_tau", "mi_drop", "mi_probe_tau", "mi_probe_drop"):
+            growth = self.growth(metric.rsplit("_", 1)[0])
+            return None if growth is None else growth[0] if metric.endswith("_tau") else growth[1]
         if metric in ("mi", "mi_rise"):
             change = self.mi_change
             if change is None:
                 return None
             return change[1] if metric == "mi" else change[1] - change[0]
-        growth = self.mi_growth
-        if growth is None:
-            return None
-        return growth[0] if metric == "mi_tau" else growth[1]
+        return self.summary.get(metric)
 
     @property
     def completed(self) -> bool:
@@ -167,6 +162,20 @@ class Run:
         rise = self.mi_rise_read
         rose = rise is not None and rise > MI_RISE
         return "learns" if rose and _number(s.get("probe_acc")) > _number(s.get("probe_acc_init")) else "neither"
+
+
+def _growth(values: list[float]) -> tuple[float, float] | None:
+    from scipy.stats import kendalltau
+
+    if len(values) < 3:
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return math.nan, math.nan
+    peak, drop = values[0], 0.0
+    for v in values:
+        peak = max(peak, v)
+        drop = max(drop, peak - v)
+    return float(kendalltau(range(len(values)), values)[0]), float(drop)
 
 
 def _number(value: Any) -> float:
