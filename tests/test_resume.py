@@ -272,7 +272,8 @@ def test_a_run_ends_with_its_summary_block(finished):
     run's log (Lightning's messages too); no weights_only warning."""
     _, run, result = finished
     summary = json.loads((run / "summary.json").read_text())
-    block = result.stdout.strip().splitlines()[-12:]
+    lines = result.stdout.strip().splitlines()
+    block = lines[len(lines) - 1 - lines[::-1].index("ssrl run R") - 1 :]
     assert block[0] == block[-1] == "=" * 72 and block[1] == "ssrl run R"
     rows = dict(line.strip().split("  ", 1) for line in block[2:-1])
     rows = {k.strip(): v.strip() for k, v in rows.items()}

@@ -77,7 +77,7 @@ def test_collapse_rule_is_read_from_config(tmp_path):
     lenient = train(compose_config(*lenient_rule), tmp_path / "a", [])
     strict = train(compose_config("eval.collapse_std_fraction=100"), tmp_path / "b", [])
     assert lenient["collapsed"] is False and strict["collapsed"] is True
-    assert strict["protocol"]["collapse_rule"] == {"std_fraction": 100.0, "min_rank": 2.0}
+    assert strict["protocol"]["collapse_rule"] == {"std_fraction": 100.0, "min_rank": 6.6}
     assert lenient["history"][-1]["embedding_std"] == strict["history"][-1]["embedding_std"]  # same run
 
 
