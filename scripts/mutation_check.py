@@ -627,6 +627,21 @@ MUTANTS = [
         "(method.md#which-values-are-mi)",
         (DOCS,),
     ),
+    # ---------------------------------------------------------------- silent results, round two (issue 25)
+    Mutant(
+        "sixteen-bit-pixels-not-scaled",
+        "ssrl/data/folders.py",
+        "np.rint(pixels * (255 / top))",
+        "np.rint(pixels).clip(0, 255)",
+        ("tests/test_folders.py::test_high_bit_depth_images_are_scaled_to_8_bit_on_every_path",),
+    ),
+    Mutant(
+        "sixteen-bit-png-tensor-not-scaled",
+        "ssrl/data/folders.py",
+        "(image.float() * (255 / 65535)).round()",
+        "image.clamp(max=255)",
+        ("tests/test_folders.py::test_high_bit_depth_images_are_scaled_to_8_bit_on_every_path",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
