@@ -642,6 +642,27 @@ MUTANTS = [
         "image.clamp(max=255)",
         ("tests/test_folders.py::test_high_bit_depth_images_are_scaled_to_8_bit_on_every_path",),
     ),
+    Mutant(
+        "ranges-let-infinity-through",
+        "ssrl/validate.py",
+        "not isinstance(value, (int, float)) or not math.isfinite(value)",
+        "not isinstance(value, (int, float))",
+        ("tests/test_ranges.py",),
+    ),
+    Mutant(
+        "ranges-skip-the-predictor-lr-scale",
+        "ssrl/validate.py",
+        '    "predictor.lr_scale": POSITIVE,\n',
+        "",
+        ("tests/test_ranges.py",),
+    ),
+    Mutant(
+        "ranges-open-end-read-as-closed",
+        "ssrl/validate.py",
+        "(value < self.high if self.open_high else value <= self.high)",
+        "(value <= self.high)",
+        ("tests/test_ranges.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
