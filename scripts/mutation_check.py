@@ -663,6 +663,13 @@ MUTANTS = [
         "(value <= self.high)",
         ("tests/test_ranges.py",),
     ),
+    Mutant(
+        "sixteen-bit-weights-let-through",
+        "ssrl/validate.py",
+        "precision in PRECISIONS,",
+        "True,",
+        ("tests/test_ranges.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

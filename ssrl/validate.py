@@ -28,6 +28,10 @@ CHOICES = {
     "on_nonfinite_loss": ("stop", "skip"),
     "trainer.gradient_clip_algorithm": ("norm", "value"),
 }
+#: Lightning's precisions that keep the weights in 32 (or 64) bits; "16" and "bf16" are its old names of
+#: the mixed ones. Weights held in 16 bits (16-true, bf16-true) are refused: the views, the probes and the
+#: MI probe feed float32 into them, and SGD steps below their resolution would be lost.
+PRECISIONS = ("auto", "32-true", "32", "64-true", "64", "16-mixed", "16", "bf16-mixed", "bf16")
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,17 @@ def validate(cfg: Any) -> None:
         value = OmegaConf.select(cfg, f)
         _require(value in allowed, f"{f}={value} is not allowed; allowed: {', '.join(allowed)}")
     check_ranges(cfg)
+    precision = str(cfg.trainer.precision)
+    _require(
+        precision in PRECISIONS,
+        f"trainer.precision={precision} is not supported"
+        + (
+            ": weights held in 16 bits; use bf16-mixed or 16-mixed (16-bit compute, 32-bit weights)"
+            if "-true" in precision
+            else ""
+        )
+        + f"; allowed: {', '.join(PRECISIONS)}",
+    )
     paradigm = cfg.paradigm.name
     weight = cfg.marginal.weight
     if cfg.marginal.name in SURROGATES:

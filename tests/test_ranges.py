@@ -1,5 +1,6 @@
 """Every numeric config field's range, checked before any work in one table (ssrl.validate.RANGES):
-bad values give one line naming the field and what it allows (issue 25, case 2)."""
+bad values give one line naming the field and what it allows (issue 25, case 2); so does a precision that
+holds the weights in 16 bits (case 15)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ BAD = [
     (["marginal=vicreg", "marginal.variance=-25"], "marginal.variance=-25.0: must be >= 0"),
     (["data=styled_digits", "data.digit_min=12", "data.digit_max=9"], "data.digit_max=9: must be >= data.digit_min=12"),
     (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1.0: must be >= 0 or null (0 or null: no clipping)"),
+    (
+        ["trainer.precision=bf16-true"],
+        "trainer.precision=bf16-true is not supported: weights held in 16 bits; use bf16-mixed",
+    ),
+    (
+        ["trainer.precision=16-true"],
+        "trainer.precision=16-true is not supported: weights held in 16 bits; use bf16-mixed",
+    ),
 ]
 GOOD = [
     ["trainer.max_steps=-1"],
@@ -45,6 +54,8 @@ GOOD = [
     ["trainer.gradient_clip_val=null"],
     [*SDMI, "predictor.lr_scale=0.5", "paradigm.ema_momentum=0.0"],
     ["data.views.hue=0.5", "eval.mi_probe_every_n_epochs=0"],
+    ["trainer.precision=16-mixed"],
+    ["trainer.precision=32"],
 ]
 
 
@@ -86,12 +97,19 @@ def test_every_numeric_field_of_every_schema_has_its_range():
     assert set(RANGES) <= numeric_fields()  # no range for a field that does not exist
 
 
-def test_an_out_of_range_value_on_the_command_line_fails_before_any_work(tmp_path, monkeypatch, capsys):
+CLI = [
+    (["predictor.lr_scale=-1"], "predictor.lr_scale=-1.0: must be > 0"),
+    (["trainer.precision=bf16-true"], "trainer.precision=bf16-true is not supported: weights held in 16 bits;"),
+]
+
+
+@pytest.mark.parametrize(("args", "line"), CLI, ids=[" ".join(a) for a, _ in CLI])
+def test_a_bad_value_on_the_command_line_fails_before_any_work(tmp_path, monkeypatch, capsys, args, line):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["ssrl-train", "data=synthetic", *SDMI, "predictor.lr_scale=-1"])
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", "data=synthetic", *SDMI, *args])
     with pytest.raises(SystemExit) as exit_info:
         train.main()
     assert exit_info.value.code == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert lines == ["ssrl-train: error: predictor.lr_scale=-1.0: must be > 0"]
+    assert len(lines) == 1 and lines[0].startswith(f"ssrl-train: error: {line}")
     assert not (tmp_path / "outputs").exists()
