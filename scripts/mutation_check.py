@@ -670,6 +670,20 @@ MUTANTS = [
         "True,",
         ("tests/test_ranges.py",),
     ),
+    Mutant(
+        "what-ran-records-the-interop-threads",
+        "ssrl/run/what_ran.py",
+        '"threads": torch.get_num_threads(),',
+        '"threads": torch.get_num_interop_threads(),',
+        ("tests/test_what_ran.py",),
+    ),
+    Mutant(
+        "what-ran-not-given-to-the-loggers",
+        "ssrl/run/job.py",
+        '{**config, "ran": base["ran"]}',
+        "config",
+        ("tests/test_what_ran.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
