@@ -684,6 +684,27 @@ MUTANTS = [
         "config",
         ("tests/test_what_ran.py",),
     ),
+    Mutant(
+        "unbounded-critic-accepted-without-clipping",
+        "ssrl/validate.py",
+        "bool(t.gradient_clip_val),",
+        "True,",
+        ("tests/test_unbounded_critics.py",),
+    ),
+    Mutant(
+        "unbounded-critic-trained-without-jmi-clipping",
+        "ssrl/run/job.py",
+        'skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())',
+        "skip = SPEED_FIELDS + MANUAL_FIELDS",
+        ("tests/test_unbounded_critics.py::test_following_the_advice_trains_the_dot_critic_finitely",),
+    ),
+    Mutant(
+        "unbounded-critic-advised-to-raise-tau",
+        "ssrl/paradigms/base.py",
+        '"lower trainer.gradient_clip_val" if unbounded else "raise estimator.tau"',
+        '"raise estimator.tau"',
+        ("tests/test_unbounded_critics.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from ssrl.data.datasets import LOADERS, check_available
 from ssrl.errors import ConfigError
+from ssrl.mi.critics import UNBOUNDED
 from ssrl.mi.estimators import ESTIMATORS
 from ssrl.mi.objective import MARGINALS, SURROGATES
 from ssrl.nets.backbones import BACKBONES
@@ -224,6 +225,19 @@ def validate(cfg: Any) -> None:
         f"predictor={cfg.predictor.name} sits on SDMI's online branch; with paradigm=jmi use predictor=none",
     )
     t = cfg.trainer
+    critic = getattr(cfg.estimator.critic, "value", cfg.estimator.critic)
+    if critic in UNBOUNDED and cfg.marginal.name not in SURROGATES:  # the critic's scores train
+        _require(
+            cfg.estimator.name != "nwj",
+            f"estimator=nwj with estimator.critic={critic}: NWJ's exp(S - 1) of an unbounded score overflows at "
+            "the first batch; use estimator.critic=cosine, or estimator=cos_dv, infonce or jsd",
+        )
+        _require(
+            bool(t.gradient_clip_val),
+            f"estimator.critic={critic}: its scores grow with the embeddings' norm, without bound, and the loss "
+            "overflows within a few batches; set trainer.gradient_clip_val (1.0 trains it), or use "
+            "estimator.critic=cosine",
+        )
     if paradigm == "sdmi":
         p = cfg.paradigm
         _require(
