@@ -705,6 +705,13 @@ MUTANTS = [
         '"raise estimator.tau"',
         ("tests/test_unbounded_critics.py",),
     ),
+    Mutant(
+        "what-ran-left-out-of-the-sweep-experiment",
+        "ssrl/run/tensorboard.py",
+        '{**summary["config"], **ran}',
+        'summary["config"]',
+        ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
