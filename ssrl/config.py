@@ -210,7 +210,9 @@ class TrainerConfig:
     """Lightning Trainer arguments, plus the speed switches channels_last and compile.
 
     precision "auto" takes the device's default (``ssrl.run.job.device_defaults``): bf16 autocast on a
-    CUDA GPU, float32 on the CPU. channels_last is on for every device: on the CPU a styled-digits run
+    CUDA GPU, float32 on the CPU. Weights held in 16 bits (16-true, bf16-true) are refused before any work
+    (ssrl.validate.PRECISIONS); summary.json's ``ran`` records the precision that ran (16-mixed on the CPU
+    runs as bf16-mixed). channels_last is on for every device: on the CPU a styled-digits run
     took 9-16% less time than in the default layout (docs/benchmarks.md).
     max_steps counts batches trained, in both paradigms (SDMI's optimizer steps per batch do not count
     apart), and so do the learning-rate and EMA schedules, skipped non-finite updates included.

@@ -29,7 +29,7 @@ CASES = [
     (["marginal.weight=1.5"], "marginal.weight=1.5: lambda, the weight of the marginal term, must be in [0, 1]"),
     (["marginal.weight=nan"], "marginal.weight=nan: lambda, the weight of the marginal term, must be in [0, 1]"),
     (["marginal=barlow", "marginal.weight=-1"], "marginal.weight=-1.0: must be a finite number >= 0"),
-    (["seed=-1"], "seed=-1: must be an integer in [0, 2**32)"),
+    (["seed=-1"], "seed=-1: must be in [0, 4294967296)"),
     (["eval.mi_probe_every_n_epochs=-1"], "eval.mi_probe_every_n_epochs=-1: must be >= 0 (0 turns the MI probe off)"),
     (["eval.mi_probe_max_images=1"], "eval.mi_probe_max_images=1: must be >= 2"),
     (["eval.mi_probe_critic=mlp"], "expected one of [cosine, projection]"),

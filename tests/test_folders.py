@@ -146,3 +146,35 @@ def test_a_grayscale_folder_trains_with_one_channel(tmp_path, config):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["config"]["backbone"]["in_channels"] == 1
     assert summary["probe_acc"] == 1.0
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@pytest.mark.parametrize(
+    ("pixels", "name", "grey"),
+    [
+        (np.full((12, 16), 40000, dtype=np.uint16), "x.png", 156),  # mode I;16: round(40000 * 255 / 65535)
+        (np.full((12, 16), 0.25, dtype=np.float32), "x.tif", 64),  # mode F in [0, 1]: round(0.25 * 255)
+    ],
+)
+def test_high_bit_depth_images_are_scaled_to_8_bit_on_every_path(tmp_path, config, decode, pixels, name, grey):
+    recipe = config("data=imagefolder", "data.root=/unused").data.views
+    folder = one_image(tmp_path, pixels, name)
+    assert Image.open(folder.samples[0][0]).mode in ("I;16", "F")
+    evaluation, _ = folder[0]
+    a, b = crops_of(folder, recipe, decode, [(0, 0)])
+    for image in (evaluation, a[0], b[0]):
+        assert image.dtype == torch.uint8 and image.shape[0] == 3
+        assert torch.equal(image, torch.full_like(image, grey))  # not 255 (white) nor 0 (black)
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@pytest.mark.parametrize(
+    ("pixels", "mode"), [(np.full((12, 16), 2.0, dtype=np.float32), "F"), (np.full((12, 16), 7, dtype=np.int32), "I")]
+)
+def test_high_bit_depth_images_without_a_known_range_are_refused(tmp_path, config, decode, pixels, mode):
+    recipe = config("data=imagefolder", "data.root=/unused").data.views
+    folder = one_image(tmp_path, pixels, "odd.tif")
+    with pytest.raises(ConfigError, match=rf"image .*odd\.tif has mode {mode} with values in \["):
+        crops_of(folder, recipe, decode, [(0, 0)])
+    with pytest.raises(ConfigError, match=rf"odd\.tif has mode {mode}"):
+        folder[0]

@@ -54,7 +54,7 @@ def test_every_logger_gets_the_same_names_the_config_and_the_final_results(confi
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a file store in the run folder
     overrides = ["logger=[tensorboard,csv,wandb,mlflow]", "+logger.plain._target_=pytorch_lightning.loggers.CSVLogger"]
     summary = train(config(*overrides), tmp_path, overrides)
-    resolved, name = summary["config"], run_name(overrides)
+    resolved, name = {**summary["config"], "ran": summary["ran"]}, run_name(overrides)  # the config, what ran
     last = summary["steps"] - 1  # the step of the last batch's scalars (steps count from 0)
 
     # TensorBoard (ssrl's): scalars; per-epoch `collapsed` is text, its final value one point

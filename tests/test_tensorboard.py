@@ -11,6 +11,7 @@ from ssrl.run.summary import write_summary
 from tests.tb_reader import read_hparams
 
 SWEEP = ["paradigm=jmi,sdmi", "estimator=cos_dv,infonce"]
+RAN = {"precision": "bf16-mixed", "device": "cpu", "threads": 1}  # what ran (ssrl.run.what_ran), abridged
 
 
 def write_run(sweep, config, overrides, seed):
@@ -20,7 +21,7 @@ def write_run(sweep, config, overrides, seed):
     place = tb.sweep_place(sweep, run_dir, overrides)
     logger = loggers.build_loggers(config.logger, run_dir, place.name, place)  # the default: ssrl's TensorBoard
     container = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
-    loggers.start(logger, container)
+    loggers.start(logger, {**container, "ran": RAN})
     (logger,) = logger
     for step in range(3):
         logger.log_metrics({"train/loss": -step, "train/mi/dv": step, "lr/encoder": 0.05, "epoch": 0}, step)
@@ -36,6 +37,7 @@ def write_run(sweep, config, overrides, seed):
         "collapsed": False,
         "overrides": overrides,
         "config": container,
+        "ran": RAN,
     }
     loggers.log_final([logger], summary, 2)
     loggers.close([logger], ok=True)
@@ -72,6 +74,7 @@ def test_a_2x2_sweep_reads_back_as_one_experiment(config, tmp_path):
         assert set(tb.flat_config(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))) <= set(infos)
     assert {"paradigm.e_steps", "paradigm.target_update", "estimator.symmetric"} <= set(infos)
     assert list(infos["paradigm.name"].domain_discrete) == ["jmi", "sdmi"]
+    assert list(infos["ran.precision"].domain_discrete) == ["bf16-mixed"]  # what ran, a column of its own
     # the named final metrics, and no training curves
     metrics = [m.name.tag for m in experiment.metric_infos]
     assert metrics == [tag for tag, _, _ in tb.METRICS]

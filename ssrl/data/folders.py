@@ -12,6 +12,8 @@ Three ways to decode the training images (``data.decode``):
          cropped and resized there; a file that is not a JPEG is decoded in its worker instead
   auto   cuda when the run is on a CUDA device, else pil
 Every split's class indices come from train/'s class list; a corrupt file fails naming the file.
+High-bit-depth images become 8 bit on every path (``eight_bit``): 16-bit pixels scaled by 255 / 65535,
+float pixels in [0, 1] by 255; other float ranges and 32-bit integer pixels are refused, naming the file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from ssrl.data.views import pixel_crop_boxes, seed_of
 from ssrl.errors import ConfigError
 
 JPEG_MAGIC = b"\xff\xd8\xff"
+#: Formats torchvision decodes from bytes (their first bytes); the rest are decoded by PIL.
+TORCHVISION_MAGIC = (JPEG_MAGIC, b"\x89PNG", b"GIF8", b"RIFF")
+#: Pillow's 16-bit modes: 0..65535 scaled to 0..255.
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def list_classes(folder: Path) -> list[str]:
@@ -61,29 +67,58 @@ def _decode_error(path: str, exc: Exception) -> ConfigError:
     return ConfigError(f"data.root: cannot decode image {path} ({exc}); remove or replace it")
 
 
+def eight_bit(image: Any, path: str) -> Any:
+    """A PIL image of 16-bit (modes I;16*) or float (mode F) pixels as 8-bit grayscale (mode L): 16-bit
+    values x -> round(x * 255 / 65535), floats in [0, 1] -> round(x * 255); other images unchanged.
+    PIL's own conversion clips these to 255 (white) or 0..1 (black). Raises ConfigError naming the file
+    for mode I (32-bit integers: no known full range) and for float pixels outside [0, 1] or not finite."""
+    from PIL import Image
+
+    if image.mode not in (*SIXTEEN_BIT, "I", "F"):
+        return image
+    pixels = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode in SIXTEEN_BIT else 1.0
+    if image.mode == "I" or not (np.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= top):
+        raise ConfigError(
+            f"data.root: image {path} has mode {image.mode} with values in [{pixels.min():g}, {pixels.max():g}]; "
+            "ssrl reads 8-bit, 16-bit (0..65535) and float (0..1) pixels: convert it to 8 or 16 bit"
+        )
+    return Image.fromarray(np.rint(pixels * (255 / top)).astype(np.uint8), "L")
+
+
 def open_pil(path: str, channels: int) -> Any:
-    """The whole image as PIL, in RGB (channels=3) or grayscale (channels=1)."""
+    """The whole image as PIL, in RGB (channels=3) or grayscale (channels=1); high bit depths by ``eight_bit``."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB" if channels == 3 else "L")
+        image = Image.open(path)
+        image.load()
     except Exception as exc:  # a corrupt or unreadable file: name it, never train on garbage
         raise _decode_error(path, exc) from exc
+    with image:
+        return eight_bit(image, path).convert("RGB" if channels == 3 else "L")
 
 
 def decode_tensor(data: Tensor, path: str, channels: int, device: torch.device | str = "cpu") -> Tensor:
     """Encoded bytes -> uint8 (channels, H, W): decode_jpeg for JPEGs (on ``device``), decode_image
-    (on the CPU) for other formats."""
+    (on the CPU) for PNG, GIF and WebP (16-bit PNGs scaled as ``eight_bit`` scales them), ``open_pil``
+    for the formats torchvision does not read (TIFF, BMP, ...)."""
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    from torchvision.transforms.v2 import functional as TF
 
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    head = bytes(data[:4].tolist())
+    if not head.startswith(TORCHVISION_MAGIC):
+        return TF.pil_to_tensor(open_pil(path, channels)).to(device)
     try:
-        if bytes(data[:3].tolist()) == JPEG_MAGIC:
+        if head.startswith(JPEG_MAGIC):
             return decode_jpeg(data, mode=mode, device=device)
-        return decode_image(data, mode=mode).to(device)
+        image = decode_image(data, mode=mode)
     except Exception as exc:
         raise _decode_error(path, exc) from exc
+    if image.dtype == torch.uint16:
+        image = (image.float() * (255 / 65535)).round().to(torch.uint8)
+    return image.to(device)
 
 
 def resized_crop(image: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:

@@ -12,6 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 CRITICS = ("cosine", "dot", "bilinear")
+#: Critics whose scores grow with the embeddings' norm, without bound (cosine's stay within +-1/tau):
+#: training one needs trainer.gradient_clip_val, and never NWJ (ssrl.validate).
+UNBOUNDED = ("dot", "bilinear")
 
 
 class Critic(nn.Module):

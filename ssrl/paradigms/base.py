@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ssrl.data.views import BatchedViews, seed_of
 from ssrl.evaluation import collapse
-from ssrl.mi.critics import Critic
+from ssrl.mi.critics import UNBOUNDED, Critic
 from ssrl.mi.estimators import bound_values, mi_estimates
 from ssrl.mi.objective import MIObjective, Step
 from ssrl.nets.backbones import build_backbone
@@ -134,10 +134,12 @@ class MIParadigm(pl.LightningModule):
             self.skipped_steps += 1
             self.log("train/skipped_steps", float(self.skipped_steps))
             return False
+        # what bounds the scores: tau for the cosine critic; the step size for an unbounded one (ssrl.validate)
+        unbounded = self.objective.critic.kind in UNBOUNDED
+        bound = "lower trainer.gradient_clip_val" if unbounded else "raise estimator.tau"
         raise FloatingPointError(
             f"the training loss is {loss.item()} in epoch {self.current_epoch}, "
-            f"batch {self.batches_trained} of the run: lower optim.lr, raise estimator.tau, "
-            "or set on_nonfinite_loss=skip"
+            f"batch {self.batches_trained} of the run: lower optim.lr, {bound}, or set on_nonfinite_loss=skip"
         )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

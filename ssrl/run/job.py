@@ -27,6 +27,7 @@ from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.run.summary_block import summary_block
+from ssrl.run.what_ran import what_ran
 from ssrl.validate import check_sizes, validate
 
 log = logging.getLogger("ssrl")
@@ -187,7 +188,9 @@ def train(
     trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
-    with loggers.logging_to(trainer.loggers if lead else [], config):  # the config in, and closed at the end
+    base["ran"] = what_ran(trainer)  # the precision Lightning runs, the device, the threads
+    # the config in (with what ran), and closed at the end
+    with loggers.logging_to(trainer.loggers if lead else [], {**config, "ran": base["ran"]}):
         init = read_json(run_dir / INIT_METRICS) if resume_from else None
         if init is None and lead:
             init = evaluate_offline(model, data, device, cfg)
@@ -213,6 +216,7 @@ def train(
                 log.info(summary_block(read_summary(run_dir) or {}, run_dir, config["logger"], place.logdir))
             stop.hand_over()  # under submitit: its handler requeues the job and exits
             sys.exit(128 + stop.signal)
+        base["ran"] = what_ran(trainer)  # again after fit: a CPU DDP strategy sets the threads as it starts
         trainer.save_checkpoint(checkpoint, weights_only=False)  # the whole state; ssrl-eval reads its weights
         if not model.history or model.history[-1]["step"] != model.batches_trained:
             trainer.validate(model, datamodule=data, verbose=False)

@@ -17,6 +17,8 @@ Fields of a completed run:
   bound                       {estimator: its own J - M on the same pairs} for all four (own units)
   collapsed                   the rule of ``ssrl.evaluation.collapse.is_collapsed``
   epochs, steps, wall_s, overrides, history (the val metrics after every epoch), protocol
+  ran                         what ran, beyond the config (ssrl.run.what_ran): precision (as Lightning ran
+                              it), device, device_name, processes, threads, torch, cuda
 """
 
 from __future__ import annotations

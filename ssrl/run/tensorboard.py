@@ -338,7 +338,8 @@ def sweep_runs(sweep_dir: Path, swept: Mapping[str, list[str]]) -> list[dict[str
         summary = read_summary(path.parent) or {}
         if summary.get("config"):
             mine = parse_overrides(summary.get("overrides") or [])
-            runs.append(session_hparams({k: mine[k] for k in swept if k in mine}, summary["config"]))
+            ran = {"ran": summary["ran"]} if summary.get("ran") else {}  # as the run's loggers got it
+            runs.append(session_hparams({k: mine[k] for k in swept if k in mine}, {**summary["config"], **ran}))
     return runs
 
 
