@@ -12,7 +12,9 @@ import pytest
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open (issue 23): the resumed smoke run's history differs from the uninterrupted one's; probe, kNN and MI match", strict=False)
+@pytest.mark.xfail(
+    reason="open (issue 23): the resumed smoke run's history differs from the uninterrupted one's", strict=False
+)
 @pytest.mark.timeout(1800)  # it ran past 900 s on 2 cores shared with four other jobs
 def test_gpu_check_smoke_runs_every_part(tmp_path, repo_root):
     out = tmp_path / "out"
