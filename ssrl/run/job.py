@@ -89,6 +89,20 @@ FINAL_FIELDS = (
 )
 
 
+PER_IMAGE = ("probe_correct", "knn_correct")
+
+
+def without_per_image(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An offline evaluation's accuracies per split, its per-image correctness left out."""
+    return {split: {k: v for k, v in r.items() if k not in PER_IMAGE} for split, r in result.items()}
+
+
+def per_image(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """summary.json's per_image: {split: {"probe_correct", "knn_correct"}}, strings of 0/1 in the split's
+    fixed order (ssrl.evaluation.probes.bits), what ssrl.analysis.accuracy reads."""
+    return {split: {k: r[k] for k in PER_IMAGE} for split, r in result.items()}
+
+
 def accuracies(init: dict[str, float], final: dict[str, float]) -> dict[str, float]:
     """probe_acc, probe_acc_init, knn_acc, knn_acc_init on one split."""
     return {**final, **{f"{k}_init": v for k, v in init.items()}}
@@ -98,10 +112,12 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
     """The fields of a completed run (see ssrl.run.summary) from the model's held-out history and
     the offline evaluations of the untrained and trained encoder."""
     last = model.history[-1]
+    init, scores = without_per_image(init), without_per_image(final)
     return {
         "status": "completed",
-        **accuracies(init["test"], final["test"]),
-        "val": accuracies(init["val"], final["val"]),
+        **accuracies(init["test"], scores["test"]),
+        "val": accuracies(init["val"], scores["val"]),
+        "per_image": per_image(final),
         **{k: last[k] for k in FINAL_FIELDS if k in last},
         "mi_init": model.history[0].get("mi"),
         "mi_probe_init": model.history[0].get("mi_probe"),
