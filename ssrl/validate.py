@@ -83,6 +83,10 @@ def validate(cfg: Any) -> None:
         f"eval.mi_probe_max_images={probe.mi_probe_max_images}: must be >= 2 (the probe scores pairs against pairs)",
     )
     _require(
+        probe.baseline_inits >= 2,
+        f"eval.baseline_inits={probe.baseline_inits}: must be >= 2 (the baseline's interval needs 2 inits)",
+    )
+    _require(
         cfg.data.batch_size >= 2,
         f"data.batch_size={cfg.data.batch_size}: must be >= 2 (the marginal term needs negative pairs)",
     )

@@ -20,7 +20,7 @@ from ssrl.evaluation.probes import evaluate_backbone
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run import loggers, mi_probe, tensorboard
+from ssrl.run import baseline, loggers, mi_probe, tensorboard
 from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
 from ssrl.run.checkpoint import CHECKPOINT
 from ssrl.run.resume import check_resume
@@ -75,6 +75,9 @@ PROTOCOL = {
     "probe": "logistic regression (scikit-learn, L-BFGS, C=1) on standardised frozen backbone features; "
     "scaler and classifier fit on the labeled split only, scored on val and test",
     "knn": "the k nearest labeled features by cosine similarity s vote with weight exp(s / temperature)",
+    "baseline": "the same probe and kNN on untrained backbones over eval.baseline_inits random initialisations, "
+    "cached per data set and backbone (ssrl.run.baseline); intervals over the inits and the test images, gains "
+    "against the inits' mean (ssrl.analysis.accuracy)",
 }
 FINAL_FIELDS = (
     "bound",
@@ -108,9 +111,9 @@ def accuracies(init: dict[str, float], final: dict[str, float]) -> dict[str, flo
     return {**final, **{f"{k}_init": v for k, v in init.items()}}
 
 
-def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dict) -> dict[str, Any]:
-    """The fields of a completed run (see ssrl.run.summary) from the model's held-out history and
-    the offline evaluations of the untrained and trained encoder."""
+def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dict, pinned: dict) -> dict[str, Any]:
+    """The fields of a completed run (see ssrl.run.summary) from the model's held-out history, the
+    offline evaluations of the untrained and trained encoder and the pinned baseline (ssrl.run.baseline)."""
     last = model.history[-1]
     init, scores = without_per_image(init), without_per_image(final)
     return {
@@ -118,6 +121,7 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
         **accuracies(init["test"], scores["test"]),
         "val": accuracies(init["val"], scores["val"]),
         "per_image": per_image(final),
+        **baseline.summary_fields(pinned, per_image(final)),
         **{k: last[k] for k in FINAL_FIELDS if k in last},
         "mi_init": model.history[0].get("mi"),
         "mi_probe_init": model.history[0].get("mi_probe"),
@@ -234,7 +238,9 @@ def train(
             trainer.validate(model, datamodule=data, verbose=False)
         if not lead:
             return {}
-        summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
+        final = evaluate_offline(model, data, device, cfg)
+        pinned = baseline.pinned(cfg, data.eval_loaders, model.views.clean, device, PROTOCOL["probe"])
+        summary = {**progress(), **completed_summary(cfg, model, init, final, pinned)}
         log_final(trainer, cfg, model.to(device), data, summary)
         write_summary(run_dir, summary)
         log.info(summary_block(summary, run_dir, config["logger"], place.logdir))
