@@ -74,3 +74,13 @@ def test_the_torch_probe_agrees_with_scikit_learns():
     sk = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, tol=1e-8)).fit(x, y).predict(xt)
     ours = linear_probe_predictions((torch.from_numpy(x), torch.from_numpy(y)), {"t": torch.from_numpy(xt)})["t"]
     assert (ours.numpy() == sk).mean() >= 0.99
+
+
+def test_embedding_std_reads_l2_normalised_embeddings():
+    """Rows (3, 0) and (0, 5) normalise to (1, 0) and (0, 1): each column's std (ddof 1) is 1/sqrt(2),
+    whatever the rows' lengths; unnormalised they would give (3 + 5) / (2 sqrt(2))."""
+    z = torch.tensor([[3.0, 0.0], [0.0, 5.0]])
+    assert collapse.embedding_std(z) == pytest.approx(1 / math.sqrt(2))
+    w = torch.randn(64, 8, generator=torch.Generator().manual_seed(3))
+    lengths = torch.linspace(0.1, 10.0, 64)[:, None]
+    assert collapse.embedding_std(w * lengths) == pytest.approx(collapse.embedding_std(w))
