@@ -90,3 +90,11 @@ def test_the_gain_interval_carries_the_baselines_variance():
     assert half == pytest.approx(t_quantile(df) * math.sqrt(runs_part + images))
     assert runs_part > 0 and gain["df"] == pytest.approx(df)
     assert fields["baseline"]["test"]["probe_interval"]["mean"] == pytest.approx(grand)
+
+
+def test_too_few_inits_are_refused_naming_the_field(config):
+    from ssrl.errors import ConfigError
+    from ssrl.validate import validate
+
+    with pytest.raises(ConfigError, match=r"eval.baseline_inits=1: must be >= 2"):
+        validate(config("eval.baseline_inits=1"))
