@@ -16,6 +16,7 @@ from ssrl.analysis.cells import group
 from ssrl.analysis.intervals import t_interval, t_quantile
 from ssrl.analysis.runs import Run
 from ssrl.evaluation.probes import evaluate_backbone, knn_predict, linear_probe_predictions
+from ssrl.report import cell_rows
 
 EVAL = OmegaConf.create({"knn_k": 3, "knn_temperature": 0.1})
 
@@ -81,4 +82,8 @@ def test_the_report_falls_back_to_the_seed_t_interval_without_tables():
     """Old runs (no per_image): the t-interval of the per-seed gains over probe_acc_init."""
     cell = group([_run(0, None, None, 0.5, 0.2), _run(1, None, None, 0.6, 0.1), _run(2, None, None, 0.4, 0.2)])[0]
     expected = t_interval([0.3, 0.5, 0.2], support=(-1.0, 1.0))
-    assert cell.gain("probe") == expected
+    assert cell.gain("probe") == expected and not cell.has_tables
+    with_tables = group([_run(s, b, BASELINE, 0.0, 0.0) for s, b in enumerate(TRAINED)])[0]
+    header, rows = cell_rows([cell, with_tables], cell.runs + with_tables.runs, pooled=False)
+    gains = [row[header.index("probe gain (test)")] for row in rows]
+    assert gains[0] == f"{expected.fmt(3)} (t)" and not gains[1].endswith("(t)")
