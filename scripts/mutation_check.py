@@ -504,6 +504,13 @@ MUTANTS = [
         (f"{PER_IMAGE}::test_the_offline_evaluation_writes_each_images_correctness",),
     ),
     Mutant(
+        "report-fallback-not-marked",
+        "ssrl/analysis/cells.py",
+        'return self.group("probe") is not None and self.baseline_group("probe") is not None',
+        "return True",
+        (f"{PER_IMAGE}::test_the_report_falls_back_to_the_seed_t_interval_without_tables",),
+    ),
+    Mutant(
         "baseline-cache-never-read",
         "ssrl/run/baseline.py",
         "if cached is not None:",
