@@ -39,6 +39,9 @@ EVERY_LOGGER = f"{LOGGERS}::test_every_logger_gets_the_same_names_the_config_and
 EXPORT = "tests/test_export.py"
 EXACT_EXPORT = f"{EXPORT}::test_the_exported_backbone_gives_the_runs_features_exactly"
 DOCS = "tests/test_docs.py"
+PER_IMAGE = "tests/test_per_image.py"
+BASELINE = "tests/test_baseline.py"
+DEVICE_EVAL = "tests/test_device_eval.py"
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ MUTANTS = [
     Mutant(
         "probe-standardised-on-test",
         "ssrl/evaluation/probes.py",
-        "float(np.mean(probe.predict(x.numpy()) == y.numpy()))",
-        "float(np.mean(probe[0].fit(x.numpy()) and probe.predict(x.numpy()) == y.numpy()))",
+        "(((z - mean) / std) @ weight + bias)",
+        "(((z - z.mean(0)) / std) @ weight + bias)",
         (f"{MECH}::test_linear_probe_fits_its_standardisation_on_the_labeled_features_only",),
     ),
     # ---------------------------------------------------------------- EMA target and its schedule
@@ -491,6 +494,91 @@ MUTANTS = [
         "estimate = means[0] - (means[1] if control is not None else 0.0)",
         "estimate = means[0] - (means[1] if control is not None else 1.0)",
         (f"{VERDICTS}::test_a_value_against_the_margin_itself",),
+    ),
+    # ---------------------------------------------------------------- per-image tables, baseline, device evaluation
+    Mutant(
+        "per-image-bits-out-of-order",
+        "ssrl/evaluation/probes.py",
+        'results[name].update({f"{kind}_correct": bits(c) for kind, c in right.items()})',
+        'results[name].update({f"{kind}_correct": bits(c.flip(0)) for kind, c in right.items()})',
+        (f"{PER_IMAGE}::test_the_offline_evaluation_writes_each_images_correctness",),
+    ),
+    Mutant(
+        "report-fallback-not-marked",
+        "ssrl/analysis/cells.py",
+        'return self.group("probe") is not None and self.baseline_group("probe") is not None',
+        "return True",
+        (f"{PER_IMAGE}::test_the_report_falls_back_to_the_seed_t_interval_without_tables",),
+    ),
+    Mutant(
+        "baseline-cache-never-read",
+        "ssrl/run/baseline.py",
+        "if cached is not None:",
+        "if False:",
+        (f"{BASELINE}::test_a_grid_computes_the_baseline_once",),
+    ),
+    Mutant(
+        "baseline-cache-key-ignores-the-data",
+        "ssrl/run/baseline.py",
+        '"data": data,',
+        '"data": None,',
+        (f"{BASELINE}::test_a_grid_computes_the_baseline_once",),
+    ),
+    Mutant(
+        "baseline-cache-without-the-lock",
+        "ssrl/run/baseline.py",
+        "fcntl.flock(handle, fcntl.LOCK_EX)",
+        "None",
+        (f"{BASELINE}::test_a_grid_computes_the_baseline_once",),
+    ),
+    Mutant(
+        "baseline-inits-all-one-network",
+        "ssrl/run/baseline.py",
+        "torch.manual_seed(seed_of(BASELINE_SEED, i))",
+        "torch.manual_seed(BASELINE_SEED)",
+        (f"{BASELINE}::test_the_inits_are_different_networks",),
+    ),
+    Mutant(
+        "baseline-draws-from-the-runs-random-state",
+        "ssrl/run/baseline.py",
+        "with torch.random.fork_rng(devices=[]):",
+        "with torch.no_grad():",
+        (f"{BASELINE}::test_the_baseline_leaves_the_runs_random_state_alone",),
+    ),
+    Mutant(
+        "gain-interval-without-the-baselines-variance",
+        "ssrl/analysis/accuracy.py",
+        "+ ([baseline.runs_part()] if baseline.n > 1 else [])",
+        "+ []",
+        (f"{BASELINE}::test_the_gain_interval_carries_the_baselines_variance",),
+    ),
+    Mutant(
+        "spectrum-from-the-gram-eigenvalues-unrooted",
+        "ssrl/evaluation/collapse.py",
+        "return torch.linalg.eigvalsh(z.T @ z).clamp_min(0).sqrt()",
+        "return torch.linalg.eigvalsh(z.T @ z).clamp_min(0)",
+        (f"{DEVICE_EVAL}::test_effective_rank_of_a_known_spectrum",),
+    ),
+    Mutant(
+        "uniformity-subsample-not-fixed",
+        "ssrl/evaluation/collapse.py",
+        "generator=torch.Generator().manual_seed(0))",
+        "generator=None)",
+        (f"{DEVICE_EVAL}::test_uniformity_against_the_formula_and_on_its_fixed_subsample",),
+    ),
+    Mutant(
+        "embedding-std-not-l2-normalised",
+        "ssrl/evaluation/collapse.py",
+        "return float(F.normalize(z.double(), dim=1).std(0).mean())",
+        "return float(z.double().std(0).mean())",
+        (f"{DEVICE_EVAL}::test_embedding_std_reads_l2_normalised_embeddings",),
+    ),
+    Mutant(
+        "torch-probe-without-the-l2-penalty",
+        "ssrl/evaluation/probes.py",
+        " + weight.pow(2).sum() / (2 * len(y))",
+        "",
+        (f"{DEVICE_EVAL}::test_the_torch_probe_agrees_with_scikit_learns",),
     ),
     # ---------------------------------------------------------------- MI growth (issue 10)
     Mutant(

@@ -257,6 +257,10 @@ class EvalConfig:
     #: Images of the train split and of the val split the probe reads (a fixed seeded subsample of larger
     #: ones): 512 costs the cosine critic nothing measurable on the Gaussian bench (docs/method.md).
     mi_probe_max_images: int = 512
+    #: The untrained baseline (ssrl.run.baseline): the probes over this many random initialisations,
+    #: cached per data set and backbone in this folder (~ expanded) and shared by every run of a grid.
+    baseline_inits: int = 10
+    baseline_cache_dir: str = "~/.cache/ssrl/baselines"
 
 
 @dataclass

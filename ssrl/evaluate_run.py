@@ -22,7 +22,7 @@ from ssrl.data.module import SSLDataModule
 from ssrl.errors import ConfigError
 from ssrl.paradigms.base import MIParadigm
 from ssrl.run.checkpoint import read_checkpoint
-from ssrl.run.job import PARADIGMS, evaluate_offline
+from ssrl.run.job import PARADIGMS, evaluate_offline, without_per_image
 from ssrl.run.summary import read_summary
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.eval.knn_k = args.knn_k
     if args.knn_temperature is not None:
         cfg.eval.knn_temperature = args.knn_temperature
-    result = evaluate_offline(model, data, torch.device(args.device), cfg)
+    result = without_per_image(evaluate_offline(model, data, torch.device(args.device), cfg))
     result["knn"] = {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature}
     summary = read_summary(run_dir)
     if summary and summary.get("status") == "completed":

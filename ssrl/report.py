@@ -78,6 +78,10 @@ def _sources(cell: Cell) -> str:
     return ", ".join(f"{s} x{k}" for s, k in counts.items())
 
 
+#: After a test accuracy or gain of a cell whose runs have no per-image tables (summaries from before them).
+FALLBACK_MARK = " (t)"
+
+
 def cell_rows(cells: list[Cell], runs: list[Run], pooled: bool) -> tuple[list[str], list[list[str]]]:
     keys = _cell_keys(runs)
     header = [
@@ -98,6 +102,7 @@ def cell_rows(cells: list[Cell], runs: list[Run], pooled: bool) -> tuple[list[st
     table = []
     for cell in cells:
         n = cell.n
+        mark = "" if cell.has_tables or not n else FALLBACK_MARK
         stats = [cell.interval(metric) for _, metric, _ in CELL_METRICS]
         wall = cell.interval("wall_s")
         table.append(
@@ -106,11 +111,11 @@ def cell_rows(cells: list[Cell], runs: list[Run], pooled: bool) -> tuple[list[st
                 f"{n}/{len(cell.runs)}" if n != len(cell.runs) else str(n),
                 cell.expected,
                 cell.verdict,
-                _shown(cell.gain("probe"), n, 3),
-                _shown(cell.gain("knn"), n, 3),
-                _shown(cell.accuracy("probe"), n, 3),
-                _shown(cell.baseline_accuracy("probe"), n, 3),
-                _shown(cell.accuracy("knn"), n, 3),
+                _shown(cell.gain("probe"), n, 3) + mark,
+                _shown(cell.gain("knn"), n, 3) + mark,
+                _shown(cell.accuracy("probe"), n, 3) + mark,
+                _shown(cell.baseline_accuracy("probe"), n, 3) + mark,
+                _shown(cell.accuracy("knn"), n, 3) + mark,
                 *(_shown(s, n, d) for s, (_, _, d) in zip(stats, CELL_METRICS, strict=True)),
                 f"{cell.collapsed_count}/{n}" if n else "",
                 f"{wall.mean:.0f}" if wall else "",
@@ -302,7 +307,9 @@ def write_tables(runs: list[Run], cells: list[Cell], out: Path, sources: list[Pa
         "of the probe gain and of the MI rise (the MI probe's when the runs have it) both lie above 0; neither "
         "otherwise. The count is how many seeds did so on their own. MI Kendall tau: of the val MI in nats under "
         "the run's own critic against epoch (1 = it rose at every epoch); largest drop: its largest fall below "
-        "an earlier epoch's (nats). (n=k) after a value: only k runs gave a finite value.",
+        "an earlier epoch's (nats). (n=k) after a value: only k runs gave a finite value. (t) after a test "
+        "accuracy or gain: its runs have no per-image results (written before them), so it is the t-interval "
+        "over seeds, the gain against each seed's own untrained encoder.",
         "",
         *_markdown(cell_header, cell_table),
         "",

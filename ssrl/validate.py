@@ -159,6 +159,7 @@ RANGES: dict[str, Range | AnyOf] = {
     "eval.collapse_min_rank": NON_NEGATIVE,
     "eval.mi_probe_every_n_epochs": Range(0, integer=True, note="0 turns the MI probe off"),
     "eval.mi_probe_max_images": Range(2, integer=True, note="the probe scores pairs against pairs"),
+    "eval.baseline_inits": Range(2, integer=True, note="the baseline's interval needs 2 inits"),
     "seed": SEED,
     "checkpoint_every_n_steps": COUNT,
 }

@@ -20,6 +20,7 @@ TINY = [
     "backbone.projector_dim=32",
     "predictor.hidden_dim=64",
     "eval.mi_probe_every_n_epochs=0",
+    "eval.baseline_inits=2",
 ]
 
 

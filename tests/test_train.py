@@ -39,6 +39,12 @@ def test_run_writes_summary_and_tensorboard(config, tmp_path, paradigm):
     assert 0 <= on_disk["val"]["probe_acc"] <= 1 and 0 <= on_disk["val"]["probe_acc_init"] <= 1
     assert [h["epoch"] for h in on_disk["history"]] == [0, 1, 2]
     assert summary["probe_acc"] == on_disk["probe_acc"]
+    for kind in ("probe", "knn"):  # each test image's correctness, whose share of 1s is the accuracy
+        bits = on_disk["per_image"]["test"][f"{kind}_correct"]
+        assert set(bits) <= {"0", "1"} and bits.count("1") / len(bits) == pytest.approx(on_disk[f"{kind}_acc"])
+        inits = on_disk["baseline"]["test"][f"{kind}_acc"]  # the pinned baseline, and the gain over its mean
+        assert len(inits) == on_disk["baseline"]["inits"] == 2
+        assert on_disk["gain"][kind]["mean"] == pytest.approx(on_disk[f"{kind}_acc"] - sum(inits) / 2)
 
     logdir = tmp_path / "tensorboard" / f"paradigm={paradigm},trainer.max_epochs=2"  # named by its overrides
     events = EventAccumulator(str(logdir), size_guidance={"tensors": 0}).Reload()

@@ -108,6 +108,16 @@ def difference_interval(first: Group, second: Group, level: float = LEVEL) -> In
     return component_interval(estimate, difference_parts(first, second), first.n, level, DIFFERENCE)
 
 
+def run_difference_interval(run: Group, baseline: Group, level: float = LEVEL) -> Interval:
+    """One run (n = 1) minus a group of runs on the same images, with an interval from the group's runs'
+    part and the images' part of the per-image differences. The one run's own seed-to-seed variance cannot
+    be estimated from it and is left out (``difference_interval`` over a cell's seeds has it)."""
+    if run.images != baseline.images:
+        raise ValueError(f"groups scored different test sets ({run.images} and {baseline.images} images)")
+    parts = [images_part(run.per_image - baseline.per_image)] + ([baseline.runs_part()] if baseline.n > 1 else [])
+    return component_interval(run.accuracy - baseline.accuracy, parts, 1, level, DIFFERENCE)
+
+
 def one_sided_p(estimate: float, se: float, df: float, margin: float) -> tuple[float, float]:
     """(p of "the effect is at most ``margin``", p of "the effect is at least ``margin``"): the
     one-sided t-tests of (estimate - margin) / se at ``df`` degrees of freedom."""

@@ -62,6 +62,12 @@ class Cell:
         bits = (blocks[0].get(split) or {}).get(f"{kind}_correct")
         return Group(correctness(bits)) if bits else None
 
+    @property
+    def has_tables(self) -> bool:
+        """Whether the runs' and the pinned baseline's per-image tables are there (else the test accuracies
+        and gains fall back to t-intervals over seeds)."""
+        return self.group("probe") is not None and self.baseline_group("probe") is not None
+
     def gain(self, kind: str = "probe") -> Interval | None:
         """The test accuracy gain over the pinned untrained baseline with its 95% interval over seeds,
         baseline inits and test images. Runs without per-image results (older summaries) fall back to the

@@ -200,9 +200,9 @@ class MIParadigm(pl.LightningModule):
         images, labels = batch
         x = self._layout(self.views.clean(images))
         features, a = self.branch_a(x)
-        self._val["a"].append(a.float().cpu())
-        self._val["b"].append(self.branch_b(x).float().cpu())
-        self._val["features"].append(features.float().cpu())
+        self._val["a"].append(a.float())
+        self._val["b"].append(self.branch_b(x).float())
+        self._val["features"].append(features.float())
         self.val_probe_acc.update(self.probe(features), labels)
         if len(images) == self.cfg.data.batch_size:  # the MI at the training N, on fixed held-out pairs
             xa, xb = self.views(images, self._generator(1, batch_idx))
@@ -210,8 +210,8 @@ class MIParadigm(pl.LightningModule):
             scores = self.objective.critic(va, vb)
             self._val["mi"].append({k: float(v) for k, v in mi_estimates(scores).items()})
             self._val["bound"].append({k: float(v) for k, v in bound_values(scores).items()})
-            self._val["view_a"].append(va.float().cpu())
-            self._val["view_b"].append(vb.float().cpu())
+            self._val["view_a"].append(va.float())
+            self._val["view_b"].append(vb.float())
 
     def held_out_metrics(self) -> dict[str, Any]:
         """On the val split: collapse diagnostics of both branches' embeddings, MI in nats, every

@@ -16,11 +16,11 @@ from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
 from ssrl.data.module import SSLDataModule
-from ssrl.evaluation.probes import evaluate_backbone
+from ssrl.evaluation.probes import evaluate_features, extract_splits
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.jmi import JMI
 from ssrl.paradigms.sdmi import SDMI
-from ssrl.run import loggers, mi_probe, tensorboard
+from ssrl.run import baseline, loggers, mi_probe, tensorboard
 from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
 from ssrl.run.checkpoint import CHECKPOINT
 from ssrl.run.resume import check_resume
@@ -63,19 +63,28 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], 
     )
 
 
+def offline_features(model: MIParadigm, data: SSLDataModule, device: torch.device) -> dict:
+    """The frozen backbone's features of the labeled, val and test splits, on ``device``, extracted once."""
+    model.to(device)
+    return extract_splits(model.online.backbone, data.eval_loaders(), model.views.clean, device)
+
+
 def evaluate_offline(model: MIParadigm, data: SSLDataModule, device: torch.device, cfg: DictConfig) -> dict:
     """Probe and kNN accuracy of the frozen backbone, fit on the labeled split: {"val": ..., "test": ...}."""
-    model.to(device)
-    return evaluate_backbone(model.online.backbone, data.eval_loaders(), model.views.clean, device, cfg.eval)
+    return evaluate_features(offline_features(model, data, device), cfg.eval)
 
 
 PROTOCOL = {
     "splits": "train (self-supervised training; its labeled images fit the probes), val (a seeded, stratified "
     "slice held out of the training data: the per-epoch diagnostics in history, and every choice), test "
     "(the top-level probe_acc and knn_acc, reported once); disjoint",
-    "probe": "logistic regression (scikit-learn, L-BFGS, C=1) on standardised frozen backbone features; "
-    "scaler and classifier fit on the labeled split only, scored on val and test",
+    "probe": "logistic regression (scikit-learn's objective at C=1, in torch on the run's device, full-batch "
+    "L-BFGS) on standardised frozen backbone features; scaler and classifier fit on the labeled split only, "
+    "scored on val and test",
     "knn": "the k nearest labeled features by cosine similarity s vote with weight exp(s / temperature)",
+    "baseline": "the same probe and kNN on untrained backbones over eval.baseline_inits random initialisations, "
+    "cached per data set and backbone (ssrl.run.baseline); intervals over the inits and the test images, gains "
+    "against the inits' mean (ssrl.analysis.accuracy)",
 }
 FINAL_FIELDS = (
     "bound",
@@ -90,19 +99,36 @@ FINAL_FIELDS = (
 )
 
 
+PER_IMAGE = ("probe_correct", "knn_correct")
+
+
+def without_per_image(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An offline evaluation's accuracies per split, its per-image correctness left out."""
+    return {split: {k: v for k, v in r.items() if k not in PER_IMAGE} for split, r in result.items()}
+
+
+def per_image(result: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """summary.json's per_image: {split: {"probe_correct", "knn_correct"}}, strings of 0/1 in the split's
+    fixed order (ssrl.evaluation.probes.bits), what ssrl.analysis.accuracy reads."""
+    return {split: {k: r[k] for k in PER_IMAGE} for split, r in result.items()}
+
+
 def accuracies(init: dict[str, float], final: dict[str, float]) -> dict[str, float]:
     """probe_acc, probe_acc_init, knn_acc, knn_acc_init on one split."""
     return {**final, **{f"{k}_init": v for k, v in init.items()}}
 
 
-def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dict) -> dict[str, Any]:
-    """The fields of a completed run (see ssrl.run.summary) from the model's held-out history and
-    the offline evaluations of the untrained and trained encoder."""
+def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dict, pinned: dict) -> dict[str, Any]:
+    """The fields of a completed run (see ssrl.run.summary) from the model's held-out history, the
+    offline evaluations of the untrained and trained encoder and the pinned baseline (ssrl.run.baseline)."""
     last = model.history[-1]
+    init, scores = without_per_image(init), without_per_image(final)
     return {
         "status": "completed",
-        **accuracies(init["test"], final["test"]),
-        "val": accuracies(init["val"], final["val"]),
+        **accuracies(init["test"], scores["test"]),
+        "val": accuracies(init["val"], scores["val"]),
+        "per_image": per_image(final),
+        **baseline.summary_fields(pinned, per_image(final)),
         **{k: last[k] for k in FINAL_FIELDS if k in last},
         "mi_init": model.history[0].get("mi"),
         "mi_probe_init": model.history[0].get("mi_probe"),
@@ -127,14 +153,17 @@ def completed_summary(cfg: DictConfig, model: MIParadigm, init: dict, final: dic
     }
 
 
-def log_final(trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSLDataModule, summary: dict) -> None:
+def log_final(
+    trainer: pl.Trainer, cfg: DictConfig, model: MIParadigm, data: SSLDataModule, summary: dict, bank: tuple
+) -> None:
     """The final results (at the last step) in every logger (ssrl.run.loggers); in TensorBoard, also the
-    summary as text, the end of the HParams session and the embedding projector."""
+    summary as text, the end of the HParams session and the embedding projector (its kNN reads ``bank``,
+    the labeled split's features of the final evaluation)."""
     step = max(0, trainer.fit_loop.epoch_loop._batches_that_stepped - 1)  # the step of the last batch's scalars
     loggers.log_final(trainer.loggers, summary, step)
     for logger in trainer.loggers:
         if isinstance(logger, tensorboard.GridTensorBoardLogger):
-            tensorboard.export_projector(logger, model, data.eval_loaders(), cfg.eval, step)
+            tensorboard.export_projector(logger, model, data.eval_loaders(), cfg.eval, step, bank)
 
 
 def train(
@@ -222,8 +251,11 @@ def train(
             trainer.validate(model, datamodule=data, verbose=False)
         if not lead:
             return {}
-        summary = {**progress(), **completed_summary(cfg, model, init, evaluate_offline(model, data, device, cfg))}
-        log_final(trainer, cfg, model.to(device), data, summary)
+        features = offline_features(model, data, device)  # once: the probes, kNN and the projector's kNN
+        final = evaluate_features(features, cfg.eval)
+        pinned = baseline.pinned(cfg, data.eval_loaders, model.views.clean, device, PROTOCOL["probe"])
+        summary = {**progress(), **completed_summary(cfg, model, init, final, pinned)}
+        log_final(trainer, cfg, model.to(device), data, summary, features["labeled"])
         write_summary(run_dir, summary)
         log.info(summary_block(summary, run_dir, config["logger"], place.logdir))
         return summary

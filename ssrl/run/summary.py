@@ -8,6 +8,13 @@ Fields of a completed run:
                               trained and untrained encoder
   knn_acc, knn_acc_init       weighted kNN on the same features (k, temperature in ``protocol``)
   val                         the same four on the val split: what choices are made on
+  per_image                   {"test": {"probe_correct", "knn_correct"}, "val": {...}}: the trained encoder's
+                              per-image correctness, a string of 0/1 in the split's fixed order
+  baseline                    the pinned untrained baseline (ssrl.run.baseline): key, inits, seconds, computed
+                              (by this run, else read from the cache), and per split the per-init accuracies
+                              and 0/1 strings, {probe,knn}_interval: the inits' mean with its 95% interval
+  gain                        {"probe", "knn"}: test accuracy minus the baseline's mean, 95% interval over the
+                              baseline's inits and the test images
   effective_rank, embedding_std, effective_rank_backbone, alignment, uniformity   (val split)
   mi, mi_init                 MI in nats on val pairs at the end and before training: {"dv", "infonce"}
   mi_probe, mi_probe_init     the MI probe (ssrl.mi.probe): MI in nats, {"dv", "infonce"}, of a critic trained

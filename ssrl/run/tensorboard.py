@@ -437,18 +437,20 @@ def learning_rates_callback() -> Any:
     return LearningRates()
 
 
-def export_projector(logger: Any, model: Any, loaders: Mapping[str, Iterable], cfg_eval: Any, step: int) -> None:
+def export_projector(
+    logger: Any, model: Any, loaders: Mapping[str, Iterable], cfg_eval: Any, step: int, bank: tuple
+) -> None:
     """TensorBoard's embedding projector on the held-out (val) images: ``val/embedding``, what the critic
     sees (branch A; it sorts first, so the projector opens on it), and ``val/features``, the backbone's.
-    Metadata: label, the kNN prediction from the backbone features, correct (1/0); image thumbnails."""
+    Metadata: label, the kNN prediction from the backbone features against ``bank`` (the labeled split's
+    (features, labels), already extracted), correct (1/0); image thumbnails."""
     import torch
 
-    from ssrl.evaluation.probes import extract_features, knn_predict
+    from ssrl.evaluation.probes import knn_predict
 
     limit = 2000
     model.eval()
     with torch.no_grad():
-        bank = extract_features(model.online.backbone, loaders["labeled"], model.views.clean, model.device)
         embeddings, features, labels, images = [], [], [], []
         for x, y in loaders["val"]:
             f, a = model.branch_a(model.views.clean(x.to(model.device)))
@@ -459,7 +461,7 @@ def export_projector(logger: Any, model: Any, loaders: Mapping[str, Iterable], c
             if sum(len(e) for e in embeddings) >= limit:
                 break
     feats, label = torch.cat(features)[:limit], torch.cat(labels)[:limit]
-    predicted = knn_predict(bank, feats, cfg_eval.knn_k, cfg_eval.knn_temperature)
+    predicted = knn_predict((bank[0].cpu(), bank[1].cpu()), feats, cfg_eval.knn_k, cfg_eval.knn_temperature)
     rows = [[int(y), int(p), int(y == p)] for y, p in zip(label.tolist(), predicted.tolist(), strict=True)]
     thumbnails = torch.cat(images)[:limit].float() / 255
     for tag, values in (("val/embedding", torch.cat(embeddings)[:limit]), ("val/features", feats)):
