@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repository root: ssrl
 from throughput import (  # noqa: E402  (a sibling script module)
     BatchClock,
     augmentation,
