@@ -329,6 +329,7 @@ def compare(reference: dict, resumed: dict, exact: bool) -> dict[str, Any]:
     return {
         "counts_equal": counts,
         "identical": identical,
+        "history_equal": resumed.get("history") == reference.get("history"),
         "diffs": diffs,
         "tolerance": None if exact else RESUME_TOLERANCE,
         "ok": counts and (identical if exact else close),
