@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repository root: ssrl
 from throughput import (  # noqa: E402  (a sibling script module)
     BatchClock,
     augmentation,
@@ -328,6 +329,7 @@ def compare(reference: dict, resumed: dict, exact: bool) -> dict[str, Any]:
     return {
         "counts_equal": counts,
         "identical": identical,
+        "history_equal": resumed.get("history") == reference.get("history"),
         "diffs": diffs,
         "tolerance": None if exact else RESUME_TOLERANCE,
         "ok": counts and (identical if exact else close),
