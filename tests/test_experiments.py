@@ -21,6 +21,7 @@ from tests.conftest import compose_config
 EXPERIMENTS = {
     "collapse_rule": (15, 15, (10, 11, 12, 13, 14), "styled_digits", 30),
     "paradigms_lr": (16, 16, 2, "styled_digits", 30),
+    "paradigms": (10, 10, (20, 21, 22, 23, 24), "styled_digits", 30),
     "positive_control_search": (12, 12, 1, "styled_digits", 50),
     "positive_control_long": (4, 4, 1, "styled_digits", 150),
     "claim3_cifar10": (30, 30, 5, "cifar10", 200),
@@ -36,6 +37,8 @@ EXPERIMENTS = {
     "lambda_transition": (30, 30, 3, "styled_digits", 30),
     "surrogate_lr": (12, 12, 3, "styled_digits", 30),
 }
+#: The paradigm comparison's arms: (paradigm, lambda, lr chosen on val by +experiment=paradigms_lr)
+PARADIGM_ARMS = {"jmi_lambda1": ("jmi", 1.0, 0.1), "sdmi_lambda1_symmetrized": ("sdmi", 1.0, 0.05)}
 #: Jobs that train the same run lie at least this far apart in a sweep, so that the parallel launcher
 #: (hydra/launcher=local, 2 jobs at a time) starts the later only after the earlier completed and
 #: the later reuses it; a job reuses only a completed run.
@@ -82,7 +85,10 @@ def test_experiment_sweep_composes(experiment, monkeypatch):
             assert ablation.startswith(cfg.paradigm.name), job
             assert (cfg.marginal.weight == 0) == ("none" in ablation), job
         arm = _value(job, "arm")
-        if arm is not None:  # claim 3's arms: the target form and the predictor the file names
+        if arm in PARADIGM_ARMS:  # the paradigm comparison's arms: lambda = 1 at the val-chosen lr
+            assert (cfg.paradigm.name, cfg.marginal.weight, cfg.optim.lr) == PARADIGM_ARMS[arm], job
+            assert cfg.paradigm.get("symmetrize", True), job
+        elif arm is not None:  # claim 3's arms: the target form and the predictor the file names
             assert cfg.paradigm.name == "sdmi" and cfg.marginal.weight == 0, job
             assert (cfg.predictor.name == "none") == arm.endswith("no_predictor"), job
             assert cfg.expected == ("learns" if arm in ("simsiam", "byol") else "collapses"), job
