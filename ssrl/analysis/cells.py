@@ -125,7 +125,7 @@ class Cell:
             return ""
         outcomes = [r.outcome_given(c) for r, c in zip(self.completed, collapsed, strict=True)]
         if n == 1:
-            return f"{outcomes[0]} 1/1 (n = 1)"
+            return f"{outcomes[0]} 1/1 (one run: no interval)"
         if sum(collapsed) * 2 > n:
             word = "collapses"
         else:
