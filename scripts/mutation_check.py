@@ -800,6 +800,13 @@ MUTANTS = [
         'summary["config"]',
         ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
     ),
+    Mutant(
+        "gpu-asked-without-cuda-accepted",
+        "ssrl/validate.py",
+        'accelerator not in ("gpu", "cuda") or torch.cuda.is_available(),',
+        "True,",
+        ("tests/test_cli.py::test_gpu_without_cuda_is_one_clear_line",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
