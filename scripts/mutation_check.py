@@ -807,6 +807,13 @@ MUTANTS = [
         "True,",
         ("tests/test_cli.py::test_gpu_without_cuda_is_one_clear_line",),
     ),
+    Mutant(
+        "temporary-checkpoint-left-on-a-full-disk",
+        "ssrl/run/callbacks.py",
+        "tmp.unlink(missing_ok=True)",
+        "pass",
+        ("tests/test_checkpoints.py::test_a_full_disk_is_one_line_with_no_temporary_file_left",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

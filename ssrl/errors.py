@@ -7,3 +7,8 @@ class ConfigError(ValueError):
 
 class ResumeRefused(ConfigError):
     """A run folder holds a run trained with another config: it is left as it was."""
+
+
+class DiskFull(OSError):
+    """A file of the run could not be written for lack of space; the message names the folder and the
+    bytes needed, and is shown as is."""

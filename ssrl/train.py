@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
-from ssrl.errors import ConfigError, ResumeRefused
+from ssrl.errors import ConfigError, DiskFull, ResumeRefused
 from ssrl.run import tensorboard
 from ssrl.run.callbacks import NotRequeued
 from ssrl.run.cli import check, command_line_overrides, single_run
@@ -102,7 +102,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             return None
         sys.exit(2)
     except Exception as exc:
-        error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, (ConfigError, DiskFull)) else f"{type(exc).__name__}: {exc}"
         previous = read_summary(run_dir) or {}
         write_summary(
             run_dir,
@@ -122,6 +122,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             return None
         if isinstance(exc, ConfigError):
             sys.exit(2)
+        if isinstance(exc, DiskFull):
+            sys.exit(1)
         raise
 
 
