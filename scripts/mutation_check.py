@@ -814,6 +814,20 @@ MUTANTS = [
         "pass",
         ("tests/test_checkpoints.py::test_a_full_disk_is_one_line_with_no_temporary_file_left",),
     ),
+    Mutant(
+        "older-checkpoint-config-left-unfilled",
+        "ssrl/run/checkpoint.py",
+        'checkpoint["ssrl"]["config"], filled = with_todays_defaults(checkpoint["ssrl"]["config"])',
+        "filled = {}",
+        ("tests/test_eval_and_report.py::test_an_older_checkpoint_loads_with_todays_defaults_said",),
+    ),
+    Mutant(
+        "damaged-checkpoint-left-to-torch-load",
+        "ssrl/run/checkpoint.py",
+        "    except Exception as exc:",
+        "    except ZeroDivisionError as exc:",
+        ("tests/test_eval_and_report.py::test_a_truncated_checkpoint_is_one_line",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
