@@ -828,6 +828,13 @@ MUTANTS = [
         "    except ZeroDivisionError as exc:",
         ("tests/test_eval_and_report.py::test_a_truncated_checkpoint_is_one_line",),
     ),
+    Mutant(
+        "eval-data-root-ignored",
+        "ssrl/evaluate_run.py",
+        "cfg.data.root = data_root",
+        "cfg.data.root = cfg.data.root",
+        ("tests/test_eval_and_report.py::test_eval_reads_moved_data_from_data_root",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -87,6 +87,33 @@ def test_a_truncated_checkpoint_is_one_line(finished_run, tmp_path, monkeypatch,
     assert capsys.readouterr().err.splitlines() == [f"ssrl-train: error: {line}"]
 
 
+def test_eval_reads_moved_data_from_data_root(finished_run, tmp_path, monkeypatch, capsys):
+    """Issue 25, case 13: a run whose data.root is relative ("images", four far-apart colours), evaluated
+    from another directory: one line naming data.root and --data-root; with --data-root pointing at the
+    images, the evaluation runs on them (every test image right)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+    from tests.folders import FOLDER_ARGS, image_folder
+
+    classes = ("a", "b", "c", "d")  # as many as the synthetic run's: its online probe's weights load
+    images = image_folder(tmp_path / "trained_here" / "images", train=classes, val=classes, per_class=8)
+    checkpoint = torch.load(finished_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    data = compose_config(*FOLDER_ARGS, "data.root=images", tiny=False).data
+    checkpoint["ssrl"]["config"]["data"] = OmegaConf.to_container(data, resolve=True, enum_to_str=True)
+    torch.save(checkpoint, tmp_path / "run.ckpt")
+    monkeypatch.chdir(tmp_path)  # not trained_here
+    with pytest.raises(SystemExit) as exit_info:
+        ssrl_eval.main([str(tmp_path / "run.ckpt"), "--device", "cpu"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("ssrl-eval: error: data.root") and "images" in line and line.endswith("--data-root)")
+    ssrl_eval.main([str(tmp_path / "run.ckpt"), "--device", "cpu", "--data-root", str(images)])
+    result = json.loads(capsys.readouterr().out)
+    assert (result["test"]["probe_acc"], result["test"]["knn_acc"]) == (1.0, 1.0)
+
+
 def test_projector_has_embeddings_labels_and_thumbnails(finished_run):
     folder, _ = finished_run
     logdir = folder / "tensorboard" / "trainer.max_epochs=2"
