@@ -835,6 +835,20 @@ MUTANTS = [
         "cfg.data.root = cfg.data.root",
         ("tests/test_eval_and_report.py::test_eval_reads_moved_data_from_data_root",),
     ),
+    Mutant(
+        "worker-error-kept-with-its-traceback",
+        "ssrl/errors.py",
+        "if caught is None:",
+        "if True:",
+        ("tests/test_folders.py::test_a_corrupt_file_read_by_workers_is_one_line",),
+    ),
+    Mutant(
+        "failure-left-out-of-the-run-log",
+        "ssrl/train.py",
+        'in_run_log(f"ssrl-train: {run_dir.name} failed: {error}")',
+        "pass",
+        ("tests/test_folders.py::test_a_corrupt_file_read_by_workers_is_one_line",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
