@@ -46,6 +46,7 @@ def test_an_older_checkpoint_loads_with_todays_defaults_said(finished_run, tmp_p
     import torch
 
     checkpoint = torch.load(finished_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint = {k: checkpoint[k] for k in ("ssrl", "state_dict")}  # what ssrl-eval reads, no optimizer state
     for field in ("projector_layers", "projector_out_bn"):
         del checkpoint["ssrl"]["config"]["backbone"][field]
     torch.save(checkpoint, tmp_path / "old.ckpt")
@@ -100,6 +101,7 @@ def test_eval_reads_moved_data_from_data_root(finished_run, tmp_path, monkeypatc
     classes = ("a", "b", "c", "d")  # as many as the synthetic run's: its online probe's weights load
     images = image_folder(tmp_path / "trained_here" / "images", train=classes, val=classes, per_class=8)
     checkpoint = torch.load(finished_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint = {k: checkpoint[k] for k in ("ssrl", "state_dict")}  # what ssrl-eval reads, no optimizer state
     data = compose_config(*FOLDER_ARGS, "data.root=images", tiny=False).data
     checkpoint["ssrl"]["config"]["data"] = OmegaConf.to_container(data, resolve=True, enum_to_str=True)
     torch.save(checkpoint, tmp_path / "run.ckpt")
