@@ -800,6 +800,55 @@ MUTANTS = [
         'summary["config"]',
         ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
     ),
+    Mutant(
+        "gpu-asked-without-cuda-accepted",
+        "ssrl/validate.py",
+        'accelerator not in ("gpu", "cuda") or torch.cuda.is_available(),',
+        "True,",
+        ("tests/test_cli.py::test_gpu_without_cuda_is_one_clear_line",),
+    ),
+    Mutant(
+        "temporary-checkpoint-left-on-a-full-disk",
+        "ssrl/run/callbacks.py",
+        "tmp.unlink(missing_ok=True)",
+        "pass",
+        ("tests/test_checkpoints.py::test_a_full_disk_is_one_line_with_no_temporary_file_left",),
+    ),
+    Mutant(
+        "older-checkpoint-config-left-unfilled",
+        "ssrl/run/checkpoint.py",
+        'checkpoint["ssrl"]["config"], filled = with_todays_defaults(checkpoint["ssrl"]["config"])',
+        "filled = {}",
+        ("tests/test_eval_and_report.py::test_an_older_checkpoint_loads_with_todays_defaults_said",),
+    ),
+    Mutant(
+        "damaged-checkpoint-left-to-torch-load",
+        "ssrl/run/checkpoint.py",
+        "    except Exception as exc:",
+        "    except ZeroDivisionError as exc:",
+        ("tests/test_eval_and_report.py::test_a_truncated_checkpoint_is_one_line",),
+    ),
+    Mutant(
+        "eval-data-root-ignored",
+        "ssrl/evaluate_run.py",
+        "cfg.data.root = data_root",
+        "cfg.data.root = cfg.data.root",
+        ("tests/test_eval_and_report.py::test_eval_reads_moved_data_from_data_root",),
+    ),
+    Mutant(
+        "worker-error-kept-with-its-traceback",
+        "ssrl/errors.py",
+        "if caught is None:",
+        "if True:",
+        ("tests/test_folders.py::test_a_corrupt_file_read_by_workers_is_one_line",),
+    ),
+    Mutant(
+        "failure-left-out-of-the-run-log",
+        "ssrl/train.py",
+        'in_run_log(f"ssrl-train: {run_dir.name} failed: {error}")',
+        "pass",
+        ("tests/test_folders.py::test_a_corrupt_file_read_by_workers_is_one_line",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
-from ssrl.errors import ConfigError, ResumeRefused
+from ssrl.errors import ConfigError, DiskFull, ResumeRefused, message_of
 from ssrl.run import tensorboard
 from ssrl.run.callbacks import NotRequeued
 from ssrl.run.cli import check, command_line_overrides, single_run
@@ -83,6 +83,16 @@ def one_log() -> None:
     logging.captureWarnings(True)
 
 
+def in_run_log(line: str) -> None:
+    """Add ``line`` to the run's log file (Hydra's file handler: <run>/train.log) only: the console has
+    it on stderr already."""
+    log = logging.getLogger("ssrl")
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """Hydra's task function. A failing job leaves a summary with status "failed" and its error; in a
     multirun the other jobs go on, in a single run the exit status is non-zero. A job refused because its
@@ -102,7 +112,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             return None
         sys.exit(2)
     except Exception as exc:
-        error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+        message = message_of(exc)  # of an exception in a DataLoader worker, its own message, not the traceback
+        error = message if isinstance(exc, (ConfigError, DiskFull)) else f"{type(exc).__name__}: {message}"
         previous = read_summary(run_dir) or {}
         write_summary(
             run_dir,
@@ -116,12 +127,15 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             },
         )
         print(f"ssrl-train: {run_dir.name} failed: {error}", file=sys.stderr)
+        in_run_log(f"ssrl-train: {run_dir.name} failed: {error}")
         if isinstance(exc, NotRequeued):
             raise  # submitit records the job as ended, not requeued
         if hc.mode == RunMode.MULTIRUN:
             return None
         if isinstance(exc, ConfigError):
             sys.exit(2)
+        if isinstance(exc, DiskFull):
+            sys.exit(1)
         raise
 
 

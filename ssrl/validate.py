@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 
 from ssrl.data.datasets import LOADERS, check_available
@@ -274,6 +275,18 @@ def validate(cfg: Any) -> None:
         f"data.digit_max={digits[1]}: must be >= data.digit_min={digits[0]}",
     )
     check_available(cfg.data)
+
+
+def check_device(trainer: Any) -> None:
+    """Raise ConfigError when ``trainer`` asks for a CUDA GPU (accelerator gpu or cuda) and torch sees none:
+    Lightning would fail later with "No supported gpu backend found!". Apart from ``validate``, which
+    checks a config on any machine (an experiment file's GPU grid too); this checks the machine it runs on."""
+    accelerator = str(trainer.accelerator)
+    _require(
+        accelerator not in ("gpu", "cuda") or torch.cuda.is_available(),
+        f"trainer.accelerator={accelerator} (trainer=gpu): no CUDA device is visible to torch on this machine "
+        "(torch.cuda.is_available() is False); run on the CPU with trainer=cpu",
+    )
 
 
 def world_size(trainer: Any) -> int:

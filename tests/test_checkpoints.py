@@ -64,3 +64,42 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["ssrl"]["config"]["paradigm"]["target_update"] == "ema"
     assert checkpoint["ssrl"]["batches_trained"] == 2
+
+
+def test_a_full_disk_is_one_line_with_no_temporary_file_left(tmp_path, monkeypatch, capsys):
+    """Issue 25, case 11: the disk fills while the first checkpoint is written (simulated: the write stops
+    after 1000 bytes with ENOSPC). One line naming the folder and the bytes the checkpoint needs, the
+    temporary file removed, summary.json "failed" with that line, exit 1."""
+    import errno
+    import os
+    import sys
+    from pathlib import Path
+
+    from ssrl import train as ssrl_train
+    from ssrl.run.summary import read_summary
+    from tests.conftest import TINY
+
+    write_bytes, needed = Path.write_bytes, []
+
+    def disk_full(self, data):
+        if self.parent.name != "checkpoints":
+            return write_bytes(self, data)
+        needed.append(memoryview(data).nbytes)
+        write_bytes(self, bytes(data[:1000]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", *TINY, "checkpoint_every_n_steps=1", "hydra.run.dir=R"])
+    with pytest.raises(SystemExit) as exit_info:
+        ssrl_train.main()
+    assert exit_info.value.code == 1
+    run = tmp_path / "R"
+    line = f"{run / 'checkpoints'}: no space left for the checkpoint: it needs {needed[0]} bytes"
+    err = capsys.readouterr().err
+    assert [x for x in err.splitlines() if "no space" in x][0].startswith(f"ssrl-train: R failed: {line}")
+    assert "Traceback" not in err
+    assert list((run / "checkpoints").iterdir()) == []  # no .last.ckpt.tmp keeping the disk full
+    summary = read_summary(run)
+    assert summary["status"] == "failed" and summary["error"].startswith(line) and "bytes are free" in summary["error"]
+    assert needed[0] > 10**6  # the whole checkpoint's bytes, not the 1000 written

@@ -85,6 +85,25 @@ def test_empty_image_folder_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert f"expected class folders under {tmp_path / 'images' / 'train'}" in capsys.readouterr().err
 
 
+def test_gpu_without_cuda_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    """trainer=gpu where torch sees no CUDA device: what was asked, why not, the way to the CPU; exit 2
+    before any work and before a run folder (Lightning would fail after start-up with a traceback)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", "data=synthetic", "trainer=gpu"])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [
+        "ssrl-train: error: trainer.accelerator=gpu (trainer=gpu): no CUDA device is visible to torch on this "
+        "machine (torch.cuda.is_available() is False); run on the CPU with trainer=cpu"
+    ]
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_small_data_set_fails_in_the_job_too(tmp_path):
     """The same rule where a job is started without the command line (the compose API, a launcher)."""
     from ssrl.errors import ConfigError

@@ -109,6 +109,30 @@ def test_a_corrupt_file_is_named(tmp_path, config, decode, content):
         folder[1]
 
 
+def test_a_corrupt_file_read_by_workers_is_one_line(tmp_path, monkeypatch, capsys):
+    """Issue 25, case 14: with data.num_workers=2 the worker's error comes back with its whole traceback
+    as the message (~45 lines, the file named on the last); the run says it in one line naming the file,
+    on stderr, in train.log and in summary.json's error."""
+    import sys
+
+    from ssrl import train as ssrl_train_main
+
+    root = image_folder(tmp_path / "images")
+    bad = root / "train" / "b" / "3.jpg"
+    bad.write_bytes(b"not an image at all")
+    args = [*without_data(TINY), *FOLDER_ARGS, f"data.root={root}", "data.num_workers=2", "hydra.run.dir=R"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        ssrl_train_main.main()
+    assert exit_info.value.code == 2
+    error = f"data.root: cannot decode image {bad} (cannot identify image file '{bad}'); remove or replace it"
+    assert capsys.readouterr().err.splitlines()[-1] == f"ssrl-train: R failed: {error}"
+    assert json.loads((tmp_path / "R" / "summary.json").read_text())["error"] == error
+    last_logged = (tmp_path / "R" / "train.log").read_text().splitlines()[-1]
+    assert last_logged.endswith(f"[ssrl][ERROR] ssrl-train: R failed: {error}")
+
+
 def test_every_split_is_indexed_by_the_training_classes(tmp_path, config):
     root = image_folder(tmp_path / "ok", train=("a", "b", "c"), val=("a", "c"), per_class=4)
     splits = imagefolder(config(*FOLDER_ARGS, f"data.root={root}", tiny=False).data)

@@ -3,7 +3,10 @@ on a preemption signal. (TensorBoard's records: ssrl.run.tensorboard.)"""
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -14,19 +17,39 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
+from ssrl.errors import DiskFull
 from ssrl.run.summary import write_summary
+
+#: OSError numbers of a write that found no space: the disk is full, or the user's quota is.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file in the checkpoint's folder, then rename over it: a killed run
-    leaves the previous checkpoint whole, never a half-written one."""
+    """torch.save into memory, written to a temporary file in the checkpoint's folder, then renamed over
+    it: a killed run leaves the previous checkpoint whole, never a half-written one. A write that fails
+    removes the temporary file; on a full disk it raises DiskFull with one line naming the folder, the
+    bytes the checkpoint needs and the bytes free (torch.save's own error there is an unclear
+    "inline_container.cc ... iostream error")."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(buffer.getbuffer())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                needed, free = buffer.getbuffer().nbytes, shutil.disk_usage(path.parent).free
+                raise DiskFull(
+                    f"{path.parent}: no space left for the checkpoint: it needs {needed} bytes "
+                    f"({needed / 1e6:.1f} MB), {free} bytes are free; free space there (or point hydra.run.dir "
+                    "at another disk) and rerun the same command to resume from the last checkpoint"
+                ) from None
+            raise
 
 
 def gradients_settled(trainer: pl.Trainer, batch_idx: int) -> bool:

@@ -18,7 +18,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from ssrl.data.datasets import load_splits
 from ssrl.errors import ConfigError
 from ssrl.run.loggers import check_loggers
-from ssrl.validate import check_sizes, validate
+from ssrl.validate import check_device, check_sizes, validate
 
 
 def variants(overrides: list[str]) -> list[list[str]]:
@@ -86,6 +86,7 @@ def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc
             try:
                 validate(cfg)
+                check_device(cfg.trainer)
                 check_loggers(cfg.logger)
             except OmegaConfBaseException as exc:
                 raise ConfigError(_explain(exc, config_name, variant)) from exc

@@ -28,7 +28,7 @@ from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
 from ssrl.run.summary_block import summary_block
 from ssrl.run.what_ran import what_ran
-from ssrl.validate import check_sizes, validate
+from ssrl.validate import check_device, check_sizes, validate
 
 log = logging.getLogger("ssrl")
 PARADIGMS: dict[str, type[MIParadigm]] = {"jmi": JMI, "sdmi": SDMI}
@@ -178,6 +178,7 @@ def train(
     folder's completed run when it is the same run (ssrl.run.same_run). TensorBoard events go to
     ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``)."""
     validate(cfg)
+    check_device(cfg.trainer)
     loggers.check_loggers(cfg.logger)
     device_defaults(cfg)
     place = place or tensorboard.single_run_place(run_dir, overrides)

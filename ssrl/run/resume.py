@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 
 from ssrl.errors import ResumeRefused
+from ssrl.run.checkpoint import load_file
 from ssrl.run.summary import read_summary
 
 #: Fields (or whole groups) that may differ between a run and its resumption.
@@ -72,7 +72,7 @@ def stored_config(run_dir: Path, checkpoint: Path) -> dict[str, Any] | None:
     """The resolved config the run in ``run_dir`` trained with: from its checkpoint (what a resume
     continues), else from its summary.json; None for a folder with neither."""
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True).get("ssrl", {})
+        state = load_file(checkpoint).get("ssrl", {})
         if "config" in state:
             return state["config"]
     return (read_summary(run_dir) or {}).get("config")
