@@ -132,9 +132,10 @@ def main() -> None:
     """Check the command line (each override value composed and validated), then hand it to Hydra."""
     overrides, runs = command_line_overrides(sys.argv[1:])
     if runs:
+        multirun = "-m" in sys.argv or "--multirun" in sys.argv
         try:
-            check(CONFIG_DIR, "train", overrides)
-            one = single_run(CONFIG_DIR, "train", overrides, multirun="-m" in sys.argv or "--multirun" in sys.argv)
+            check(CONFIG_DIR, "train", overrides, multirun)
+            one = single_run(CONFIG_DIR, "train", overrides, multirun)
             if one is not None and one[0].resume:  # before Hydra writes .hydra/ into the run folder
                 cfg, run_dir = one
                 device_defaults(cfg)

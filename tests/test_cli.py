@@ -59,6 +59,15 @@ CASES = [
         ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
         "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",
     ),
+    (  # issue 25, case 8: the experiment file's sweeps are checked too (its SDMI jobs), before any job trains
+        ["+experiment=collapse", "estimator=cos_dv", "seed=0", "trainer.accumulate_grad_batches=2", "data=synthetic"],
+        "trainer.accumulate_grad_batches=2: not supported with paradigm=sdmi",
+    ),
+    (["-m", "estimator=glob(j*)", "data.batch_size=1"], "data.batch_size=1: must be >= 2"),  # a glob sweep
+    (  # a group outside the defaults list, without its +
+        ["preset=simsiam"],
+        "preset=simsiam: preset is not in the defaults list, so there is none to override; write +preset=simsiam",
+    ),
 ]
 
 
@@ -115,3 +124,21 @@ def test_help_says_what_ssrl_train_is_and_lists_the_groups_a_user_picks(tmp_path
     assert "  paradigm=jmi|sdmi   (default: jmi)" in groups
     assert "schema" not in text and "powered by Hydra" not in text
     assert not (tmp_path / "outputs").exists()
+
+
+def test_variants_expand_globs_and_keep_the_last_value_of_a_key():
+    """Issue 25, case 8: a glob sweep lists the group's options; a key swept by an experiment file and
+    set again on the command line takes the command line's value, as Hydra's sweeper does."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ssrl.run.cli import variants
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=train.CONFIG_DIR, version_base="1.3"):
+        loader = GlobalHydra.instance().hydra.config_loader
+        assert variants(["estimator=glob(*,exclude=[cos_dv,infonce])", "seed=0"], loader) == [
+            ["estimator=jsd", "seed=0"],
+            ["estimator=nwj", "seed=0"],
+        ]
+    assert variants(["seed=0,1,2", "+ablation=a,b", "seed=5"]) == [["seed=5", "+ablation=a"], ["seed=5", "+ablation=b"]]
