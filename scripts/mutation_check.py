@@ -800,6 +800,56 @@ MUTANTS = [
         'summary["config"]',
         ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
     ),
+    # ---------------------------------------------------------------- issue 25, cases 3, 4, 6, 8, 10
+    Mutant(
+        "report-reads-a-summary-that-is-no-object",
+        "ssrl/analysis/runs.py",
+        "if not isinstance(summary, dict):",
+        "if False:",
+        ("tests/test_report_odd_files.py",),
+    ),
+    Mutant(
+        "sweep-with-failed-jobs-exits-0",
+        "ssrl/run/hydra_callbacks.py",
+        '.get("status") == "failed"',
+        '.get("status") == "FAILED"',
+        ("tests/test_sweep_exit.py",),
+    ),
+    Mutant(
+        "failed-report-leaves-the-previous-one",
+        "ssrl/report.py",
+        "    except BaseException:\n        remove_report(out)\n        raise",
+        "    except BaseException:\n        raise",
+        ("tests/test_sweep_exit.py",),
+    ),
+    Mutant(
+        "busy-run-folder-refused-only-after-hydra-wrote-into-it",
+        "ssrl/run/lock.py",
+        "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        "fcntl.flock(fd, fcntl.LOCK_UN)",
+        ("tests/test_run_lock.py",),
+    ),
+    Mutant(
+        "pre-check-skips-the-experiment-files-sweeps",
+        "ssrl/run/cli.py",
+        "variants(experiment_sweeps(config_name, overrides, loader, multirun) + overrides, loader)",
+        "variants(overrides, loader)",
+        ("tests/test_cli.py",),
+    ),
+    Mutant(
+        "pre-check-cannot-expand-glob-sweeps",
+        "ssrl/run/cli.py",
+        "OverridesParser.create(config_loader=config_loader)",
+        "OverridesParser.create()",
+        ("tests/test_cli.py",),
+    ),
+    Mutant(
+        "group-without-plus-not-explained",
+        "ssrl/run/cli.py",
+        "    if not_default:",
+        "    if False:",
+        ("tests/test_cli.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
