@@ -816,6 +816,13 @@ MUTANTS = [
         ("tests/test_sweep_exit.py",),
     ),
     Mutant(
+        "sweep-with-a-refused-job-exits-0",
+        "ssrl/run/hydra_callbacks.py",
+        "job_return._return_value is None",
+        "job_return._return_value is False",
+        ("tests/test_sweep_exit.py",),
+    ),
+    Mutant(
         "failed-report-leaves-the-previous-one",
         "ssrl/report.py",
         "    except BaseException:\n        remove_report(out)\n        raise",

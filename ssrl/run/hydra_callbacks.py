@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -57,24 +58,31 @@ def _written(sweep: Path) -> dict[Path, int]:
 
 
 class ExitStatus(Callback):
-    """A multirun ends with exit status 1, after its report, when a job of this sweep failed (its
-    summary.json, written since the sweep started, says "failed") or the report was not written, and one
-    line names them. Listed in conf/train.yaml after PinSweepFolder (which fixes the sweep folder this
+    """A multirun ends with exit status 1, after its report, when a job of this sweep failed or the report
+    was not written, and one line names them. A failed job is one whose summary.json, written since the
+    sweep started, says "failed", or (for a job run in this process: Hydra's basic launcher) one that
+    returned no summary, such as a job refused because its folder holds another experiment or another
+    process runs there. Listed in conf/train.yaml after PinSweepFolder (which fixes the sweep folder this
     reads) and before the others: Hydra calls on_multirun_end in reverse order, so this comes after the
     report and the TensorBoard experiment."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.before = _written(Path(str(config.hydra.sweep.dir)))
+        self.unfinished: set[Path] = set()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.COMPLETED or job_return._return_value is None:
+            self.unfinished.add(Path(str(job_return.hydra_cfg.hydra.runtime.output_dir)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(str(config.hydra.sweep.dir))
         new = {path for path, time in _written(sweep).items() if self.before.get(path) != time}
-        failed = sorted(
-            str(p.parent.relative_to(sweep))
-            for p in new
-            if p.name == SUMMARY and (read_summary(p.parent) or {}).get("status") == "failed"
-        )
-        problems = [f"{len(failed)} failed job(s): {', '.join(failed)} (errors in results.md)"] if failed else []
+        summaries = (p.parent for p in new if p.name == SUMMARY)
+        failed = {folder for folder in summaries if (read_summary(folder) or {}).get("status") == "failed"}
+        names = sorted(str(folder.relative_to(sweep)) for folder in failed | self.unfinished)
+        problems = []
+        if names:
+            problems.append(f"{len(names)} failed job(s): {', '.join(names)} (errors above and in results.md)")
         if sweep / "results.md" not in new:
             problems.append(f"the report was not written (retry: ssrl-report {sweep})")
         if problems:
