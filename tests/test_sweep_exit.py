@@ -17,7 +17,7 @@ def sweep(tmp_path, monkeypatch, capsys, job) -> tuple[int, str]:
     training: (exit status, the last line of stderr)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(train, "train", job)
-    args = ["-m", "estimator.tau=0.1,0.001", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    args = ["-m", "estimator.tau=0.1,0.001", *TINY, "hydra.sweep.dir=sweep"]  # relative, as Hydra's default
     monkeypatch.setattr(sys, "argv", ["ssrl-train", *args])
     with pytest.raises(SystemExit) as exit_info:
         train.main()

@@ -66,20 +66,23 @@ class ExitStatus(Callback):
     reads) and before the others: Hydra calls on_multirun_end in reverse order, so this comes after the
     report and the TensorBoard experiment."""
 
+    def __init__(self) -> None:
+        self.before: dict[Path, int] = {}  # _written() when the multirun started
+        self.unfinished: set[Path] = set()  # run folders of this process's jobs that returned no summary
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.before = _written(Path(str(config.hydra.sweep.dir)))
-        self.unfinished: set[Path] = set()
+        self.before = _written(Path(str(config.hydra.sweep.dir)).resolve())
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.COMPLETED or job_return._return_value is None:
-            self.unfinished.add(Path(str(job_return.hydra_cfg.hydra.runtime.output_dir)))
+            self.unfinished.add(Path(str(job_return.hydra_cfg.hydra.runtime.output_dir)).resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep = Path(str(config.hydra.sweep.dir))
+        sweep = Path(str(config.hydra.sweep.dir)).resolve()
         new = {path for path, time in _written(sweep).items() if self.before.get(path) != time}
         summaries = (p.parent for p in new if p.name == SUMMARY)
         failed = {folder for folder in summaries if (read_summary(folder) or {}).get("status") == "failed"}
-        names = sorted(str(folder.relative_to(sweep)) for folder in failed | self.unfinished)
+        names = sorted(str(f.relative_to(sweep) if f.is_relative_to(sweep) else f) for f in failed | self.unfinished)
         problems = []
         if names:
             problems.append(f"{len(names)} failed job(s): {', '.join(names)} (errors above and in results.md)")
