@@ -841,21 +841,21 @@ MUTANTS = [
         "ssrl/run/cli.py",
         "variants(experiment_sweeps(config_name, overrides, loader, multirun) + overrides, loader)",
         "variants(overrides, loader)",
-        ("tests/test_cli.py",),
+        ("tests/test_cli.py::test_the_pre_check_expands_an_experiment_files_sweeps",),
     ),
     Mutant(
         "pre-check-cannot-expand-glob-sweeps",
         "ssrl/run/cli.py",
         "OverridesParser.create(config_loader=config_loader)",
         "OverridesParser.create()",
-        ("tests/test_cli.py",),
+        ("tests/test_cli.py::test_variants_expand_globs_and_keep_the_last_value_of_a_key",),
     ),
     Mutant(
         "group-without-plus-not-explained",
         "ssrl/run/cli.py",
         "    if not_default:",
         "    if False:",
-        ("tests/test_cli.py",),
+        ("tests/test_cli.py::test_bad_input_is_one_clear_line[preset=simsiam]",),
     ),
 ]
 

@@ -59,10 +59,6 @@ CASES = [
         ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
         "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",
     ),
-    (  # issue 25, case 8: the experiment file's sweeps are checked too (its SDMI jobs), before any job trains
-        ["+experiment=collapse", "estimator=cos_dv", "seed=0", "trainer.accumulate_grad_batches=2", "data=synthetic"],
-        "trainer.accumulate_grad_batches=2: not supported with paradigm=sdmi",
-    ),
     (["-m", "estimator=glob(j*)", "data.batch_size=1"], "data.batch_size=1: must be >= 2"),  # a glob sweep
     (  # a group outside the defaults list, without its +
         ["preset=simsiam"],
@@ -124,6 +120,17 @@ def test_help_says_what_ssrl_train_is_and_lists_the_groups_a_user_picks(tmp_path
     assert "  paradigm=jmi|sdmi   (default: jmi)" in groups
     assert "schema" not in text and "powered by Hydra" not in text
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_pre_check_expands_an_experiment_files_sweeps():
+    """Issue 25, case 8: the SDMI jobs of +experiment=collapse refuse gradient accumulation before any job
+    trains (called here directly: a pre-check that missed it would start the sweep)."""
+    from ssrl.errors import ConfigError
+    from ssrl.run.cli import check
+
+    args = ["+experiment=collapse", "estimator=cos_dv", "seed=0", "trainer.accumulate_grad_batches=2", "data=synthetic"]
+    with pytest.raises(ConfigError, match="trainer.accumulate_grad_batches=2: not supported with paradigm=sdmi"):
+        check(train.CONFIG_DIR, "train", args)
 
 
 def test_variants_expand_globs_and_keep_the_last_value_of_a_key():
