@@ -851,6 +851,13 @@ MUTANTS = [
         ("tests/test_cli.py::test_variants_expand_globs_and_keep_the_last_value_of_a_key",),
     ),
     Mutant(
+        "tensorboard-sweep-cannot-expand-glob-sweeps",
+        "ssrl/run/tensorboard.py",
+        "OverridesParser.create(config_loader=loader)",
+        "OverridesParser.create()",
+        ("tests/test_cli.py::test_variants_expand_globs_and_keep_the_last_value_of_a_key",),
+    ),
+    Mutant(
         "group-without-plus-not-explained",
         "ssrl/run/cli.py",
         "    if not_default:",

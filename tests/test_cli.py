@@ -139,6 +139,7 @@ def test_variants_expand_globs_and_keep_the_last_value_of_a_key():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from ssrl.run import tensorboard
     from ssrl.run.cli import variants
 
     GlobalHydra.instance().clear()
@@ -148,4 +149,8 @@ def test_variants_expand_globs_and_keep_the_last_value_of_a_key():
             ["estimator=jsd", "seed=0"],
             ["estimator=nwj", "seed=0"],
         ]
+        assert tensorboard.swept_keys(["estimator=glob(j*)", "seed=0,1"], None) == {
+            "estimator": ["jsd"],
+            "seed": ["0", "1"],
+        }  # the keys that name a sweep's jobs in TensorBoard
     assert variants(["seed=0,1,2", "+ablation=a,b", "seed=5"]) == [["seed=5", "+ablation=a"], ["seed=5", "+ablation=b"]]
