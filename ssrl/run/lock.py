@@ -18,16 +18,15 @@ from pathlib import Path
 from ssrl.errors import RunFolderBusy
 
 LOCK = ".lock"
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 #: The folders this process holds, with their lock file's descriptor and how many holds are open.
 _HELD: dict[Path, list[int]] = {}
 
 
-def _rank() -> int:
-    """This process's rank, as the launcher set it (torchrun, Lightning's DDP launcher, SLURM); 0 alone."""
-    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
+def _first_process() -> bool:
+    """Whether this is a job's first process (global rank 0), by what launchers set (torchrun, Lightning's
+    DDP launcher, SLURM): any other rank runs in its first process's folder."""
+    return all(os.environ.get(name, "0").strip() in ("", "0") for name in RANK_VARIABLES)
 
 
 def _refusal(run_dir: Path, fd: int) -> RunFolderBusy:
@@ -41,7 +40,7 @@ def check_free(run_dir: Path) -> None:
     """Raise RunFolderBusy (one line naming the folder and the holder) if another process holds
     ``run_dir``; take nothing."""
     path = Path(run_dir) / LOCK
-    if _rank() != 0 or Path(run_dir).resolve() in _HELD or not path.exists():
+    if not _first_process() or Path(run_dir).resolve() in _HELD or not path.exists():
         return
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -56,7 +55,7 @@ def check_free(run_dir: Path) -> None:
 def one_process(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir`` for this process while the block runs; RunFolderBusy if another process holds it."""
     key = Path(run_dir).resolve()
-    if _rank() != 0:
+    if not _first_process():
         yield
         return
     if key not in _HELD:
