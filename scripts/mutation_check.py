@@ -837,6 +837,13 @@ MUTANTS = [
         ("tests/test_run_lock.py",),
     ),
     Mutant(
+        "forked-worker-keeps-the-run-folder-lock",
+        "ssrl/run/lock.py",
+        "os.register_at_fork(after_in_child=_forget_in_child)",
+        "pass",
+        ("tests/test_run_lock.py::test_a_forked_worker_does_not_keep_the_lock",),
+    ),
+    Mutant(
         "pre-check-skips-the-experiment-files-sweeps",
         "ssrl/run/cli.py",
         "variants(experiment_sweeps(config_name, overrides, loader, multirun) + overrides, loader)",

@@ -56,3 +56,23 @@ def test_a_run_folder_is_held_by_one_process_and_a_killed_one_leaves_no_lock(
         holder.wait()
     with one_process(folder), one_process(folder):  # free again; a process may hold its folder twice
         assert (folder / ".lock").read_text().startswith(f"process {os.getpid()} ")
+
+
+def test_a_forked_worker_does_not_keep_the_lock(tmp_path):
+    """A DataLoader worker forked while the job holds its folder: once the job's process lets go (or is
+    killed), the folder is free, whether or not the worker has ended yet."""
+    import multiprocessing
+    import time
+
+    from ssrl.run.lock import check_free
+
+    with one_process(tmp_path):
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        worker.start()
+    try:
+        check_free(tmp_path)  # this process holds nothing now; the worker lives
+        assert worker.is_alive()
+    finally:
+        worker.kill()
+        worker.join()
+

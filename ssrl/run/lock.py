@@ -2,8 +2,8 @@
 
 The kernel releases the lock when the process ends, however it ends (a killed process leaves no lock
 behind); the file stays, holding the last holder's process id and start time, which the refusal names.
-A process may take the lock again while it holds it (one job after another in a multirun); the ranks
-> 0 of a DDP job, which re-run the job in the same folder as rank 0, take none.
+A process may take the lock again while it holds it; its forked children (DataLoader workers) do not
+keep it; the ranks > 0 of a DDP job (RANK_VARIABLES), which re-run the job in rank 0's folder, take none.
 """
 
 from __future__ import annotations
@@ -21,6 +21,17 @@ LOCK = ".lock"
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 #: The folders this process holds, with their lock file's descriptor and how many holds are open.
 _HELD: dict[Path, list[int]] = {}
+
+
+def _forget_in_child() -> None:
+    """In a forked child (a DataLoader worker): close its copies of the lock files, so that the lock ends
+    with the process that took it, not with its last worker."""
+    for fd, _ in _HELD.values():
+        os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _first_process() -> bool:
