@@ -3,10 +3,12 @@ before any work; a killed holder leaves no lock behind."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -58,21 +60,25 @@ def test_a_run_folder_is_held_by_one_process_and_a_killed_one_leaves_no_lock(
         assert (folder / ".lock").read_text().startswith(f"process {os.getpid()} ")
 
 
+def _worker(started) -> None:
+    started.set()
+    time.sleep(60)
+
+
 def test_a_forked_worker_does_not_keep_the_lock(tmp_path):
     """A DataLoader worker forked while the job holds its folder: once the job's process lets go (or is
     killed), the folder is free, whether or not the worker has ended yet."""
-    import multiprocessing
-    import time
-
     from ssrl.run.lock import check_free
 
+    fork = multiprocessing.get_context("fork")
+    started = fork.Event()
     with one_process(tmp_path):
-        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        worker = fork.Process(target=_worker, args=(started,))
         worker.start()
+        assert started.wait(60)  # the worker runs (its fork handlers are done)
     try:
         check_free(tmp_path)  # this process holds nothing now; the worker lives
         assert worker.is_alive()
     finally:
         worker.kill()
         worker.join()
-
