@@ -849,6 +849,77 @@ MUTANTS = [
         "pass",
         ("tests/test_folders.py::test_a_corrupt_file_read_by_workers_is_one_line",),
     ),
+    # ---------------------------------------------------------------- issue 25, cases 3, 4, 6, 8, 10
+    Mutant(
+        "report-reads-a-summary-that-is-no-object",
+        "ssrl/analysis/runs.py",
+        "if not isinstance(summary, dict):",
+        "if False:",
+        ("tests/test_report_odd_files.py",),
+    ),
+    Mutant(
+        "sweep-with-failed-jobs-exits-0",
+        "ssrl/run/hydra_callbacks.py",
+        '.get("status") == "failed"',
+        '.get("status") == "FAILED"',
+        ("tests/test_sweep_exit.py",),
+    ),
+    Mutant(
+        "sweep-with-a-refused-job-exits-0",
+        "ssrl/run/hydra_callbacks.py",
+        "job_return._return_value is None",
+        "job_return._return_value is False",
+        ("tests/test_sweep_exit.py",),
+    ),
+    Mutant(
+        "failed-report-leaves-the-previous-one",
+        "ssrl/report.py",
+        "    except BaseException:\n        remove_report(out)\n        raise",
+        "    except BaseException:\n        raise",
+        ("tests/test_sweep_exit.py",),
+    ),
+    Mutant(
+        "busy-run-folder-refused-only-after-hydra-wrote-into-it",
+        "ssrl/run/lock.py",
+        "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+        "fcntl.flock(fd, fcntl.LOCK_UN)",
+        ("tests/test_run_lock.py",),
+    ),
+    Mutant(
+        "forked-worker-keeps-the-run-folder-lock",
+        "ssrl/run/lock.py",
+        "os.register_at_fork(after_in_child=_forget_in_child)",
+        "pass",
+        ("tests/test_run_lock.py::test_a_forked_worker_does_not_keep_the_lock",),
+    ),
+    Mutant(
+        "pre-check-skips-the-experiment-files-sweeps",
+        "ssrl/run/cli.py",
+        "variants(experiment_sweeps(config_name, overrides, loader, multirun) + overrides, loader)",
+        "variants(overrides, loader)",
+        ("tests/test_cli.py::test_the_pre_check_expands_an_experiment_files_sweeps",),
+    ),
+    Mutant(
+        "pre-check-cannot-expand-glob-sweeps",
+        "ssrl/run/cli.py",
+        "OverridesParser.create(config_loader=config_loader)",
+        "OverridesParser.create()",
+        ("tests/test_cli.py::test_variants_expand_globs_and_keep_the_last_value_of_a_key",),
+    ),
+    Mutant(
+        "tensorboard-sweep-cannot-expand-glob-sweeps",
+        "ssrl/run/tensorboard.py",
+        "OverridesParser.create(config_loader=loader)",
+        "OverridesParser.create()",
+        ("tests/test_cli.py::test_variants_expand_globs_and_keep_the_last_value_of_a_key",),
+    ),
+    Mutant(
+        "group-without-plus-not-explained",
+        "ssrl/run/cli.py",
+        "    if not_default:",
+        "    if False:",
+        ("tests/test_cli.py::test_bad_input_is_one_clear_line[preset=simsiam]",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -7,7 +7,11 @@ class ConfigError(ValueError):
     """A config value or a data folder that ssrl cannot run with; the message is shown as is."""
 
 
-class ResumeRefused(ConfigError):
+class FolderRefused(ConfigError):
+    """A job that may not run in its run folder: the folder is left as it was."""
+
+
+class ResumeRefused(FolderRefused):
     """A run folder holds a run trained with another config: it is left as it was."""
 
 
@@ -27,3 +31,7 @@ def message_of(exc: BaseException) -> str:
         return text
     lines = list(re.finditer(rf"^(?:[\w.]+\.)?{caught.group(1)}: ", text, flags=re.MULTILINE))
     return text[lines[-1].end() :].strip() if lines else text
+
+
+class RunFolderBusy(FolderRefused):
+    """Another process runs a job in the run folder (ssrl.run.lock): it is left as it was."""

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -340,17 +343,40 @@ def read_runs(sources: list[Path], ignore: tuple[str, ...] = ()) -> list[Run]:
     return runs
 
 
+#: The files of a report (besides phase_<key>.png).
+REPORT_FILES = ("results.md", "results.csv", "cells.csv", "comparisons.csv", "mi_curves.png", "collapse.png")
+
+
+def remove_report(out: Path) -> None:
+    """Remove the report files in ``out`` (REPORT_FILES and phase_<key>.png), so none is left from an
+    older report."""
+    for path in [*(out / name for name in REPORT_FILES), *out.glob("phase_*.png")]:
+        path.unlink(missing_ok=True)
+
+
 def write_report(out: Path, sources: list[Path] | None = None, ignore: tuple[str, ...] = ()) -> list[Run]:
-    """The report of the runs under ``sources`` (default: ``out`` itself), written to ``out``."""
+    """The report of the runs under ``sources`` (default: ``out`` itself), written to ``out``: in a
+    temporary folder there, then moved in after the previous report's files are removed. A report that
+    fails removes the previous report too (and raises), so no older report passes for the current one."""
     sources = sources or [out]
-    runs = read_runs(sources, ignore)
-    cells = group(runs)
     out.mkdir(parents=True, exist_ok=True)
-    write_tables(runs, cells, out, sources)
-    plot_curves(cells, out / "mi_curves.png", "mi", "MI on val, own critic (nats)")
-    plot_curves(cells, out / "collapse.png", "effective_rank", "effective rank (val)", log=True)
-    for key in numeric_keys(cells):
-        plot_phase(cells, key, out / f"phase_{key}.png")
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".report."))
+    try:
+        runs = read_runs(sources, ignore)
+        cells = group(runs)
+        write_tables(runs, cells, staging, sources)
+        plot_curves(cells, staging / "mi_curves.png", "mi", "MI on val, own critic (nats)")
+        plot_curves(cells, staging / "collapse.png", "effective_rank", "effective rank (val)", log=True)
+        for key in numeric_keys(cells):
+            plot_phase(cells, key, staging / f"phase_{key}.png")
+        remove_report(out)
+        for path in staging.iterdir():
+            os.replace(path, out / path.name)
+    except BaseException:
+        remove_report(out)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return runs
 
 

@@ -22,12 +22,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
 from ssrl.config import register_schemas
-from ssrl.errors import ConfigError, DiskFull, ResumeRefused, message_of
+from ssrl.errors import ConfigError, DiskFull, FolderRefused, message_of
 from ssrl.run import tensorboard
 from ssrl.run.callbacks import NotRequeued
 from ssrl.run.cli import check, command_line_overrides, single_run
 from ssrl.run.help import register_help_resolver
 from ssrl.run.job import CHECKPOINT, device_defaults, train
+from ssrl.run.lock import check_free
 from ssrl.run.naming import register_resolvers
 from ssrl.run.resume import check_resume, restore_hydra_record
 from ssrl.run.summary import read_summary, write_summary
@@ -96,7 +97,7 @@ def in_run_log(line: str) -> None:
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """Hydra's task function. A failing job leaves a summary with status "failed" and its error; in a
     multirun the other jobs go on, in a single run the exit status is non-zero. A job refused because its
-    folder holds another experiment leaves that folder as it was."""
+    folder holds another experiment, or another process runs there, leaves that folder as it was."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
@@ -105,7 +106,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     try:
         with this_job_command_line(hc, run_dir), one_process_group():
             return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN, place=place)
-    except ResumeRefused as exc:
+    except FolderRefused as exc:
         restore_hydra_record(run_dir, run_dir / CHECKPOINT, hc.output_subdir)  # Hydra rewrote it for this job
         print(f"ssrl-train: error: {exc}", file=sys.stderr)
         if hc.mode == RunMode.MULTIRUN:
@@ -146,13 +147,16 @@ def main() -> None:
     """Check the command line (each override value composed and validated), then hand it to Hydra."""
     overrides, runs = command_line_overrides(sys.argv[1:])
     if runs:
+        multirun = "-m" in sys.argv or "--multirun" in sys.argv
         try:
-            check(CONFIG_DIR, "train", overrides)
-            one = single_run(CONFIG_DIR, "train", overrides, multirun="-m" in sys.argv or "--multirun" in sys.argv)
-            if one is not None and one[0].resume:  # before Hydra writes .hydra/ into the run folder
+            check(CONFIG_DIR, "train", overrides, multirun)
+            one = single_run(CONFIG_DIR, "train", overrides, multirun)
+            if one is not None:  # before Hydra writes .hydra/ into the run folder
                 cfg, run_dir = one
-                device_defaults(cfg)
-                check_resume(cfg, run_dir, run_dir / CHECKPOINT)
+                check_free(run_dir)  # no other process runs there
+                if cfg.resume:
+                    device_defaults(cfg)
+                    check_resume(cfg, run_dir, run_dir / CHECKPOINT)
         except ConfigError as exc:
             print(f"ssrl-train: error: {exc}", file=sys.stderr)
             sys.exit(2)

@@ -59,6 +59,11 @@ CASES = [
         ["-m", "paradigm=jmi,sdmi", "estimator=cos_dv,bogus"],
         "estimator=bogus: no such option; allowed: cos_dv, infonce, jsd, nwj",
     ),
+    (["-m", "estimator=glob(j*)", "data.batch_size=1"], "data.batch_size=1: must be >= 2"),  # a glob sweep
+    (  # a group outside the defaults list, without its +
+        ["preset=simsiam"],
+        "preset=simsiam: preset is not in the defaults list, so there is none to override; write +preset=simsiam",
+    ),
 ]
 
 
@@ -134,3 +139,37 @@ def test_help_says_what_ssrl_train_is_and_lists_the_groups_a_user_picks(tmp_path
     assert "  paradigm=jmi|sdmi   (default: jmi)" in groups
     assert "schema" not in text and "powered by Hydra" not in text
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_pre_check_expands_an_experiment_files_sweeps():
+    """Issue 25, case 8: the SDMI jobs of +experiment=collapse refuse gradient accumulation before any job
+    trains (called here directly: a pre-check that missed it would start the sweep)."""
+    from ssrl.errors import ConfigError
+    from ssrl.run.cli import check
+
+    args = ["+experiment=collapse", "estimator=cos_dv", "seed=0", "trainer.accumulate_grad_batches=2", "data=synthetic"]
+    with pytest.raises(ConfigError, match="trainer.accumulate_grad_batches=2: not supported with paradigm=sdmi"):
+        check(train.CONFIG_DIR, "train", args)
+
+
+def test_variants_expand_globs_and_keep_the_last_value_of_a_key():
+    """Issue 25, case 8: a glob sweep lists the group's options; a key swept by an experiment file and
+    set again on the command line takes the command line's value, as Hydra's sweeper does."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ssrl.run import tensorboard
+    from ssrl.run.cli import variants
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=train.CONFIG_DIR, version_base="1.3"):
+        loader = GlobalHydra.instance().hydra.config_loader
+        assert variants(["estimator=glob(*,exclude=[cos_dv,infonce])", "seed=0"], loader) == [
+            ["estimator=jsd", "seed=0"],
+            ["estimator=nwj", "seed=0"],
+        ]
+        assert tensorboard.swept_keys(["estimator=glob(j*)", "seed=0,1"], None) == {
+            "estimator": ["jsd"],
+            "seed": ["0", "1"],
+        }  # the keys that name a sweep's jobs in TensorBoard
+    assert variants(["seed=0,1,2", "+ablation=a,b", "seed=5"]) == [["seed=5", "+ablation=a"], ["seed=5", "+ablation=b"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 
 from ssrl.evaluation.collapse import is_collapsed
 from ssrl.mi.estimators import mi_in_nats_for
-from ssrl.run.summary import read_summary
+from ssrl.run.summary import SUMMARY, read_json
 
 #: The held-out MI (nats) must rise by more than this over training for a run to count as learning.
 MI_RISE = 0.1
@@ -188,14 +189,39 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return {k: v for k, v in pairs if not k.startswith("hydra")}
 
 
+def _not_a_run(folder: Path) -> str | None:
+    """Why ``folder`` is not a run ssrl-report can read (its summary.json or overrides.yaml is not what
+    ssrl and Hydra write), or None."""
+    path, overrides_file = folder / SUMMARY, folder / ".hydra" / "overrides.yaml"
+    summary = read_json(path) if path.exists() else {}
+    if not isinstance(summary, dict):
+        return f"{path} holds {'no JSON' if summary is None else type(summary).__name__}, not a run's summary"
+    found = [(f"{path}'s overrides", summary["overrides"])] if "overrides" in summary else []
+    if overrides_file.exists():
+        try:
+            found.append((str(overrides_file), yaml.safe_load(overrides_file.read_text())))
+        except (yaml.YAMLError, ValueError):
+            return f"{overrides_file} is not YAML"
+    for where, raw in found:
+        if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
+            return f"{where} holds {'nothing' if raw is None else type(raw).__name__}, not a list of overrides"
+    return None
+
+
 def collect(sweep: Path) -> list[Run]:
-    """Every run folder under ``sweep`` (one with summary.json or Hydra's .hydra/), finished or not."""
+    """Every run folder under ``sweep`` (one with summary.json or Hydra's .hydra/), finished or not. A
+    folder whose summary.json or overrides.yaml ssrl did not write (no JSON object, no list of overrides)
+    is skipped, with a warning line naming the file."""
     folders = {p.parent for p in sweep.rglob("summary.json")} | {
         p.parent.parent for p in sweep.rglob(".hydra/overrides.yaml")
     }
     runs = []
     for folder in sorted(folders):
-        summary = read_summary(folder) or {}
+        reason = _not_a_run(folder)
+        if reason is not None:
+            logging.getLogger("ssrl").warning(f"ssrl-report: skipped {folder}: {reason}")
+            continue
+        summary = read_json(folder / SUMMARY) or {}
         overrides_file = folder / ".hydra" / "overrides.yaml"
         raw = summary.get("overrides") or (
             yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []

@@ -3,6 +3,7 @@ validated, and a failure becomes one line that names the field and the allowed v
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,16 @@ from ssrl.run.loggers import check_loggers
 from ssrl.validate import check_device, check_sizes, validate
 
 
-def variants(overrides: list[str]) -> list[list[str]]:
-    """The first value of every sweep, then each other value of each sweep in turn."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    options = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
-        for o in parsed
-    ]
+def variants(overrides: list[str], config_loader: Any = None) -> list[list[str]]:
+    """The first value of every sweep, then each other value of each sweep in turn. A key given twice
+    keeps its last value, in the place of its first, as Hydra's sweeper does (an experiment file's
+    sweeps, then the command line's). A glob sweep (``'estimator=glob(j*)'``) needs ``config_loader``
+    (Hydra's) to list a group's options."""
+    by_key: dict[str, list[str]] = {}
+    for o in OverridesParser.create(config_loader=config_loader).parse_overrides(overrides):
+        key = o.get_key_element()
+        by_key[key] = [f"{key}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+    options = list(by_key.values())
     base = [values[0] for values in options]
     result = [base]
     for i, values in enumerate(options):
@@ -59,6 +63,11 @@ def _fields_of(config_name: str, overrides: list[str], key: str) -> str:
 
 
 def _explain(exc: BaseException, config_name: str, overrides: list[str]) -> str:
+    not_default = re.match(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
+    if not_default:  # a group that is not in the defaults list: conf/preset, experiment, ablation, arm
+        group = not_default.group(1)
+        wanted = next((o for o in overrides if o.split("=")[0] == group), group)
+        return f"{wanted}: {group} is not in the defaults list, so there is none to override; write +{wanted}"
     if isinstance(exc, MissingConfigException) and exc.options:
         group = (exc.missing_cfg_file or "").split("/")[0]
         wanted = next((o for o in overrides if o.lstrip("+~").split("=")[0] == group), exc.missing_cfg_file)
@@ -73,13 +82,29 @@ def _explain(exc: BaseException, config_name: str, overrides: list[str]) -> str:
     return _first_line(cause)
 
 
-def check(config_dir: str, config_name: str, overrides: list[str]) -> None:
-    """Raise ConfigError with a one-line message if any variant of ``overrides`` cannot run."""
+def experiment_sweeps(config_name: str, overrides: list[str], config_loader: Any, multirun: bool) -> list[str]:
+    """The sweeps in hydra.sweeper.params (an experiment file's) of the config of ``overrides`` (its
+    first variant), as overrides, when it runs as a multirun (``multirun``: the command line's -m, or
+    the config's hydra.mode); none when it does not compose (check() reports why)."""
+    try:
+        cfg: Any = compose(config_name, overrides=variants(overrides, config_loader)[0], return_hydra_config=True)
+    except (ConfigCompositionException, OmegaConfBaseException):
+        return []
+    if not (multirun or cfg.hydra.mode == RunMode.MULTIRUN):
+        return []  # a single run: Hydra does not sweep
+    params = cfg.hydra.sweeper.get("params") or {}
+    return [f"{key}={value}" for key, value in params.items()]
+
+
+def check(config_dir: str, config_name: str, overrides: list[str], multirun: bool = False) -> None:
+    """Raise ConfigError with a one-line message if any variant of ``overrides`` cannot run, the sweeps
+    of the experiment file they name (in a multirun, ``multirun``: -m) included."""
     overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     sizes: dict[str, tuple[int, int]] = {}  # data config -> (training split, held-out split), loaded once
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        for variant in variants(overrides):
+        loader = GlobalHydra.instance().hydra.config_loader
+        for variant in variants(experiment_sweeps(config_name, overrides, loader, multirun) + overrides, loader):
             try:
                 cfg: Any = compose(config_name, overrides=variant)
             except (ConfigCompositionException, OmegaConfBaseException) as exc:

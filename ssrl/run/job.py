@@ -23,6 +23,7 @@ from ssrl.paradigms.sdmi import SDMI
 from ssrl.run import baseline, loggers, mi_probe, tensorboard
 from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint, RunningSummary, StopOnSignal
 from ssrl.run.checkpoint import CHECKPOINT
+from ssrl.run.lock import one_process
 from ssrl.run.resume import check_resume
 from ssrl.run.same_run import find_same_run, reuse
 from ssrl.run.summary import read_json, read_summary, write_json_atomic, write_summary
@@ -176,10 +177,19 @@ def train(
     """Train one run in ``run_dir`` and return its completed summary. Only rank 0 evaluates offline
     and writes files; every process trains. ``in_sweep``: a job of a multirun, which reuses a sibling
     folder's completed run when it is the same run (ssrl.run.same_run). TensorBoard events go to
-    ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``)."""
+    ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``).
+    The folder is held by this process while the job runs: RunFolderBusy, before any work, when another
+    process holds it (ssrl.run.lock)."""
     validate(cfg)
     check_device(cfg.trainer)
     loggers.check_loggers(cfg.logger)
+    with one_process(run_dir):
+        return _train(cfg, run_dir, overrides, in_sweep, place)
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, place: tensorboard.Place | None
+) -> dict[str, Any]:
     device_defaults(cfg)
     place = place or tensorboard.single_run_place(run_dir, overrides)
     checkpoint = run_dir / CHECKPOINT

@@ -57,7 +57,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, ValueError):  # not JSON, or not text
         return None
 
 
@@ -66,4 +66,6 @@ def write_summary(run_dir: Path, data: dict[str, Any]) -> None:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    return read_json(Path(run_dir) / SUMMARY)
+    """The run's summary; None when there is none, or the file is not JSON or holds no object."""
+    data = read_json(Path(run_dir) / SUMMARY)
+    return data if isinstance(data, dict) else None

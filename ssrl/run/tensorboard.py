@@ -174,12 +174,15 @@ def sweep_place(sweep_dir: Path, run_dir: Path, overrides: list[str]) -> Place:
 
 def swept_keys(task_overrides: Iterable[str], sweeper_params: Mapping[str, Any] | None) -> dict[str, list[str]]:
     """The keys a multirun varies and their values, from hydra.sweeper.params and its command line; as in
-    Hydra's sweeper, the command line wins (``estimator=cos_dv`` narrows a swept estimator to one)."""
+    Hydra's sweeper, the command line wins (``estimator=cos_dv`` narrows a swept estimator to one). A
+    glob sweep lists its options with the config loader of the Hydra that runs (none outside one)."""
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     given = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(task_overrides)
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
     swept: dict[str, list[str]] = {}
-    for override in OverridesParser.create().parse_overrides(given):
+    for override in OverridesParser.create(config_loader=loader).parse_overrides(given):
         key = override.get_key_element().lstrip("+~")
         if override.is_sweep_override():
             swept[key] = list(override.sweep_string_iterator())
