@@ -800,6 +800,28 @@ MUTANTS = [
         'summary["config"]',
         ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
     ),
+    # ---------------------------------------------------------------- issue 23: the GPU paths
+    Mutant(
+        "local-grid-jobs-all-on-gpu-0",
+        "ssrl/run/grid_devices.py",
+        "return job_num % visible",
+        "return 0",
+        ("tests/test_grid_devices.py::test_each_job_of_a_local_grid_takes_the_next_gpu",),
+    ),
+    Mutant(
+        "local-grid-gpu-not-given-to-the-trainer",
+        "ssrl/train.py",
+        "in_sweep=multirun, place=place, devices=devices)",
+        "in_sweep=multirun, place=place)",
+        ("tests/test_grid_devices.py::test_a_job_of_a_local_grid_trains_on_its_gpu",),
+    ),
+    Mutant(
+        "dataloader-workers-started-the-launchers-way",
+        "ssrl/data/module.py",
+        'return "fork"',
+        "return None",
+        ("tests/test_grid_devices.py::test_dataloader_workers_start_inside_the_local_launchers_workers",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

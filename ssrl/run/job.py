@@ -47,9 +47,18 @@ def device_defaults(cfg: DictConfig) -> None:
         t.precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig,
+    run_dir: Path,
+    callbacks: list[pl.Callback],
+    place: tensorboard.Place,
+    devices: int | list[int] | None = None,
+) -> pl.Trainer:
+    """The run's Trainer; ``devices`` replaces trainer.devices (a local grid's job GPU, ssrl.run.grid_devices)."""
     skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
+    if devices is not None:
+        kwargs["devices"] = devices
     checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
     return pl.Trainer(
         **kwargs,
@@ -172,11 +181,13 @@ def train(
     overrides: list[str],
     in_sweep: bool = False,
     place: tensorboard.Place | None = None,
+    devices: list[int] | None = None,
 ) -> dict[str, Any]:
     """Train one run in ``run_dir`` and return its completed summary. Only rank 0 evaluates offline
     and writes files; every process trains. ``in_sweep``: a job of a multirun, which reuses a sibling
     folder's completed run when it is the same run (ssrl.run.same_run). TensorBoard events go to
-    ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``)."""
+    ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``).
+    ``devices``: the GPUs of a local grid's job (ssrl.run.grid_devices), in place of trainer.devices."""
     validate(cfg)
     loggers.check_loggers(cfg.logger)
     device_defaults(cfg)
@@ -214,7 +225,7 @@ def train(
     stop = StopOnSignal(checkpoint)
     # the probe first: it adds to the epoch's history entry before RunningSummary writes it
     probe = mi_probe.MIProbe(cfg.eval.mi_probe_every_n_epochs)
-    trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place)
+    trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place, devices)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
     base["ran"] = what_ran(trainer)  # the precision Lightning runs, the device, the threads
