@@ -822,6 +822,27 @@ MUTANTS = [
         "return None",
         ("tests/test_grid_devices.py::test_dataloader_workers_start_inside_the_local_launchers_workers",),
     ),
+    Mutant(
+        "nvjpeg-decodes-without-draining-the-stream",
+        "ssrl/data/folders.py",
+        "wait_for_stream(device)",
+        "None",
+        ("tests/test_device_decode.py::test_the_batched_device_decode_waits_for_the_callers_stream",),
+    ),
+    Mutant(
+        "nvjpeg-rejected-jpeg-stops-the-run",
+        "ssrl/data/folders.py",
+        "image = decode_tensor(files[k], paths[k], channels).to(device)  # a corrupt file raises here",
+        "raise exc",
+        ("tests/test_device_decode.py",),
+    ),
+    Mutant(
+        "nvjpeg-rejected-jpeg-retried-every-batch",
+        "ssrl/data/folders.py",
+        "rejected.add(paths[k])",
+        "None",
+        ("tests/test_device_decode.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
