@@ -843,6 +843,13 @@ MUTANTS = [
         "None",
         ("tests/test_device_decode.py",),
     ),
+    Mutant(
+        "sdmi-clips-the-scaled-gradient",
+        "ssrl/paradigms/sdmi.py",
+        "optimizer.step()  # clipped in on_before_optimizer_step",
+        "self.on_before_optimizer_step(optimizer.optimizer) or optimizer.step()",
+        ("tests/test_gpu_precision.py::test_sdmi_clips_the_unscaled_gradient_under_16_mixed",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
