@@ -850,6 +850,13 @@ MUTANTS = [
         "self.on_before_optimizer_step(optimizer.optimizer) or optimizer.step()",
         ("tests/test_gpu_precision.py::test_sdmi_clips_the_unscaled_gradient_under_16_mixed",),
     ),
+    Mutant(
+        "bf16-default-on-emulating-gpus",
+        "ssrl/run/job.py",
+        "torch.cuda.get_device_capability(i)[0] >= 8",
+        "torch.cuda.get_device_capability(i)[0] >= 7",
+        ("tests/test_gpu_precision.py::test_bf16_is_the_default_only_where_it_is_native",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

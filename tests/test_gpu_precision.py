@@ -10,6 +10,7 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from ssrl.data.module import SSLDataModule
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.sdmi import SDMI
+from ssrl.run.job import device_defaults
 
 CLIP = MIParadigm.clip_gradients
 
@@ -52,3 +53,20 @@ def test_sdmi_clips_the_unscaled_gradient_under_16_mixed(config, monkeypatch):
     assert len(true) == len(mixed) == 2  # the E-step and the M-step
     assert min(true) > 0.01  # every update is clipped
     assert all(abs(m / t - 1) < 0.2 for m, t in zip(mixed, true, strict=True)), (mixed, true)
+
+
+def test_bf16_is_the_default_only_where_it_is_native(config, monkeypatch):
+    """A V100 or T4 (compute capability 7.x) emulates bf16, slowly, though is_bf16_supported() says True."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    chosen = {}
+    for name, capabilities in {"V100": [(7, 0)] * 2, "A100": [(8, 0)] * 2, "H100+T4": [(9, 0), (7, 5)]}.items():
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0, c=capabilities: c[i])
+        cfg = config("trainer=gpu")
+        device_defaults(cfg)
+        chosen[name] = cfg.trainer.precision
+    assert chosen == {"V100": "32-true", "A100": "bf16-mixed", "H100+T4": "32-true"}
+    cpu = config("trainer=cpu")
+    device_defaults(cpu)
+    assert cpu.trainer.precision == "32-true"

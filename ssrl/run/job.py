@@ -38,13 +38,22 @@ MANUAL_FIELDS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_
 INIT_METRICS = "init_metrics.json"
 
 
+def native_bf16() -> bool:
+    """Whether every visible CUDA GPU computes in bf16 natively: compute capability 8.0 or above
+    (Ampere on). torch.cuda.is_bf16_supported() also says True on a V100 or T4 (7.x), which emulate it
+    slowly. Every GPU, so that the jobs of a local grid run in one precision whichever GPU they take."""
+    count = torch.cuda.device_count()
+    return count > 0 and all(torch.cuda.get_device_capability(i)[0] >= 8 for i in range(count))
+
+
 def device_defaults(cfg: DictConfig) -> None:
-    """Fill trainer.precision=auto for the device the run will use: bf16-mixed on a CUDA GPU
-    (bf16-capable), 32-true elsewhere."""
+    """Fill trainer.precision=auto for the device the run will use: bf16-mixed on a CUDA GPU that
+    computes in bf16 natively (``native_bf16``), 32-true elsewhere (an older GPU included: 16-mixed
+    there is the user's choice)."""
     t = cfg.trainer
     cuda = torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda")
     if t.precision == "auto":
-        t.precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+        t.precision = "bf16-mixed" if cuda and native_bf16() else "32-true"
 
 
 def build_trainer(
