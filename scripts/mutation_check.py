@@ -857,6 +857,13 @@ MUTANTS = [
         "torch.cuda.get_device_capability(i)[0] >= 7",
         ("tests/test_gpu_precision.py::test_bf16_is_the_default_only_where_it_is_native",),
     ),
+    Mutant(
+        "ddp-stop-signal-acted-on-alone",
+        "ssrl/run/callbacks.py",
+        "if trainer.world_size == 1:",
+        "if True:",
+        ("tests/test_ddp_stop.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
