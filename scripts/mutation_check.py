@@ -920,6 +920,70 @@ MUTANTS = [
         "    if False:",
         ("tests/test_cli.py::test_bad_input_is_one_clear_line[preset=simsiam]",),
     ),
+    # ---------------------------------------------------------------- issue 23: the GPU paths
+    Mutant(
+        "local-grid-jobs-all-on-gpu-0",
+        "ssrl/run/grid_devices.py",
+        "return job_num % visible",
+        "return 0",
+        ("tests/test_grid_devices.py::test_each_job_of_a_local_grid_takes_the_next_gpu",),
+    ),
+    Mutant(
+        "local-grid-gpu-not-given-to-the-trainer",
+        "ssrl/train.py",
+        "in_sweep=multirun, place=place, devices=devices)",
+        "in_sweep=multirun, place=place)",
+        ("tests/test_grid_devices.py::test_a_job_of_a_local_grid_trains_on_its_gpu",),
+    ),
+    Mutant(
+        "dataloader-workers-started-the-launchers-way",
+        "ssrl/data/module.py",
+        'return "fork"',
+        "return None",
+        ("tests/test_grid_devices.py::test_dataloader_workers_start_inside_the_local_launchers_workers",),
+    ),
+    Mutant(
+        "nvjpeg-decodes-without-draining-the-stream",
+        "ssrl/data/folders.py",
+        "wait_for_stream(device)",
+        "None",
+        ("tests/test_device_decode.py::test_the_batched_device_decode_waits_for_the_callers_stream",),
+    ),
+    Mutant(
+        "nvjpeg-rejected-jpeg-stops-the-run",
+        "ssrl/data/folders.py",
+        "image = decode_tensor(files[k], paths[k], channels).to(device)  # a corrupt file raises here",
+        "raise exc",
+        ("tests/test_device_decode.py",),
+    ),
+    Mutant(
+        "nvjpeg-rejected-jpeg-retried-every-batch",
+        "ssrl/data/folders.py",
+        "rejected.add(paths[k])",
+        "None",
+        ("tests/test_device_decode.py",),
+    ),
+    Mutant(
+        "sdmi-clips-the-scaled-gradient",
+        "ssrl/paradigms/sdmi.py",
+        "optimizer.step()  # clipped in on_before_optimizer_step",
+        "self.on_before_optimizer_step(optimizer.optimizer) or optimizer.step()",
+        ("tests/test_gpu_precision.py::test_sdmi_clips_the_unscaled_gradient_under_16_mixed",),
+    ),
+    Mutant(
+        "bf16-default-on-emulating-gpus",
+        "ssrl/run/job.py",
+        "torch.cuda.get_device_capability(i)[0] >= 8",
+        "torch.cuda.get_device_capability(i)[0] >= 7",
+        ("tests/test_gpu_precision.py::test_bf16_is_the_default_only_where_it_is_native",),
+    ),
+    Mutant(
+        "ddp-stop-signal-acted-on-alone",
+        "ssrl/run/callbacks.py",
+        "if trainer.world_size == 1:",
+        "if True:",
+        ("tests/test_ddp_stop.py",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -210,7 +210,8 @@ class TrainerConfig:
     """Lightning Trainer arguments, plus the speed switches channels_last and compile.
 
     precision "auto" takes the device's default (``ssrl.run.job.device_defaults``): bf16 autocast on a
-    CUDA GPU, float32 on the CPU. Weights held in 16 bits (16-true, bf16-true) are refused before any work
+    CUDA GPU of compute capability 8.0 or above, float32 on older GPUs and on the CPU. Weights held in
+    16 bits (16-true, bf16-true) are refused before any work
     (ssrl.validate.PRECISIONS); summary.json's ``ran`` records the precision that ran (16-mixed on the CPU
     runs as bf16-mixed). channels_last is on for every device: on the CPU a styled-digits run
     took 9-16% less time than in the default layout (docs/benchmarks.md).
@@ -218,7 +219,8 @@ class TrainerConfig:
     apart), and so do the learning-rate and EMA schedules, skipped non-finite updates included.
     accumulate_grad_batches: JMI only (SDMI alternates an E-step and an M-step on every batch).
     gradient_clip_val / gradient_clip_algorithm ("norm" or "value"): JMI through Lightning; SDMI clips
-    the gradient of each of its updates, E-step and M-step alike (``SDMI._update``).
+    the gradient of each of its updates, E-step and M-step alike (``SDMI._update``), after 16-mixed
+    unscales it (``SDMI.on_before_optimizer_step``).
     """
 
     accelerator: str = "auto"

@@ -26,6 +26,7 @@ from ssrl.errors import ConfigError, DiskFull, FolderRefused, message_of
 from ssrl.run import tensorboard
 from ssrl.run.callbacks import NotRequeued
 from ssrl.run.cli import check, command_line_overrides, single_run
+from ssrl.run.grid_devices import local_grid_devices
 from ssrl.run.help import register_help_resolver
 from ssrl.run.job import CHECKPOINT, device_defaults, train
 from ssrl.run.lock import check_free
@@ -102,10 +103,12 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     one_log()
-    place = tensorboard.sweep_place(Path(hc.sweep.dir), run_dir, overrides) if hc.mode == RunMode.MULTIRUN else None
+    multirun = hc.mode == RunMode.MULTIRUN
+    place = tensorboard.sweep_place(Path(hc.sweep.dir), run_dir, overrides) if multirun else None
+    devices = local_grid_devices(cfg.trainer, hc.launcher.get("_target_", ""), int(hc.job.get("num") or 0), multirun)
     try:
         with this_job_command_line(hc, run_dir), one_process_group():
-            return train(cfg, run_dir, overrides, in_sweep=hc.mode == RunMode.MULTIRUN, place=place)
+            return train(cfg, run_dir, overrides, in_sweep=multirun, place=place, devices=devices)
     except FolderRefused as exc:
         restore_hydra_record(run_dir, run_dir / CHECKPOINT, hc.output_subdir)  # Hydra rewrote it for this job
         print(f"ssrl-train: error: {exc}", file=sys.stderr)

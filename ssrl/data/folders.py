@@ -9,7 +9,8 @@ Three ways to decode the training images (``data.decode``):
   pil    PIL in the DataLoader workers (any format PIL reads); crops resized by PIL (antialiased)
   cpu    torchvision.io.decode_jpeg (libjpeg-turbo) in the workers; other formats by decode_image
   cuda   the workers only read the files; each batch is decoded on the device at once (nvJPEG), then
-         cropped and resized there; a file that is not a JPEG is decoded in its worker instead
+         cropped and resized there; a file that is not a JPEG is decoded in its worker instead, and one
+         that nvJPEG rejects (a CMYK JPEG) on the CPU, named in the log (``decode_batch``)
   auto   cuda when the run is on a CUDA device, else pil
 Every split's class indices come from train/'s class list; a corrupt file fails naming the file.
 High-bit-depth images become 8 bit on every path (``eight_bit``): 16-bit pixels scaled by 255 / 65535,
@@ -18,6 +19,7 @@ float pixels in [0, 1] by 255; other float ranges and 32-bit integer pixels are 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from ssrl.data.splits import Splits, split_off_val
 from ssrl.data.views import pixel_crop_boxes, seed_of
 from ssrl.errors import ConfigError
 
+log = logging.getLogger("ssrl")
 JPEG_MAGIC = b"\xff\xd8\xff"
 #: Formats torchvision decodes from bytes (their first bytes); the rest are decoded by PIL.
 TORCHVISION_MAGIC = (JPEG_MAGIC, b"\x89PNG", b"GIF8", b"RIFF")
@@ -170,6 +173,7 @@ class FolderCrops(Dataset):
     def __init__(self, folder: FolderImages, recipe: Any, seed: int, decode: str) -> None:
         self.folder, self.seed, self.decode = folder, seed, decode
         self.scale, self.ratio = tuple(recipe.crop_scale), tuple(recipe.crop_ratio)
+        self.rejected: set[str] = set()  # the files decode="cuda" decodes on the CPU (decode_batch)
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -220,7 +224,8 @@ class FolderCrops(Dataset):
 
         def on_device(batch: Any) -> Any:
             files, labels, keys = batch
-            images = decode_batch(files, [self.folder.samples[i][0] for _, i in keys], self.folder.channels, device)
+            paths = [self.folder.samples[i][0] for _, i in keys]
+            images = decode_batch(files, paths, self.folder.channels, device, self.rejected)
             views = ([], [])
             for image, (epoch, i) in zip(images, keys, strict=True):
                 for view, box in zip(views, self.boxes(epoch, i, image.shape[2], image.shape[1]), strict=True):
@@ -230,27 +235,55 @@ class FolderCrops(Dataset):
         return on_device if self.decode == "cuda" else cropped
 
 
-def decode_batch(files: list[Tensor], paths: list[str], channels: int, device: torch.device) -> list[Tensor]:
+def wait_for_stream(device: torch.device) -> None:
+    """On CUDA, block until the caller's stream has run everything queued on it. nvJPEG's hardware
+    decoder does not wait for that work: without this, torchvision's decode_jpeg(device="cuda") can write
+    into memory that the caching allocator has just handed back while queued kernels still read it
+    (pytorch/vision#9606: 134 of 200 iterations corrupted on an H100; none after draining the stream)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+
+
+def decode_on(device: torch.device, data: Tensor | list[Tensor], mode: Any) -> Any:
+    """torchvision's decode_jpeg of one file or a batch on ``device``, after ``wait_for_stream``."""
+    from torchvision.io import decode_jpeg
+
+    wait_for_stream(device)
+    return decode_jpeg(data, mode=mode, device=device)
+
+
+def decode_batch(
+    files: list[Tensor], paths: list[str], channels: int, device: torch.device, rejected: set[str] | None = None
+) -> list[Tensor]:
     """Encoded JPEGs (1-D uint8 on the CPU) decoded on ``device`` in one call (nvJPEG's batched decode
-    on CUDA); images decoded already (files that were not JPEGs) are moved there. A file that fails is
-    found and named."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+    on CUDA, after ``wait_for_stream``); images decoded already (files that were not JPEGs) are moved
+    there. A JPEG the device's decoder rejects (nvJPEG: CMYK JPEGs, say) is decoded on the CPU instead
+    (libjpeg-turbo, as data.decode=cpu), named in the log once, and added to ``rejected``: its paths
+    go to the CPU directly in later batches. A file neither decodes is named in a ConfigError."""
+    from torchvision.io import ImageReadMode
 
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
-    encoded = [k for k, f in enumerate(files) if f.dim() == 1]
+    rejected = set() if rejected is None else rejected
     out = [f.to(device, non_blocking=True) if f.dim() == 3 else f for f in files]
-    if encoded:
-        try:
-            decoded = decode_jpeg([files[k] for k in encoded], mode=mode, device=device)
-        except Exception as batch_error:
-            for k in encoded:  # which file was it
-                try:
-                    decode_jpeg(files[k], mode=mode, device=device)
-                except Exception as exc:
-                    raise _decode_error(paths[k], exc) from exc
-            raise _decode_error(", ".join(paths[k] for k in encoded), batch_error) from batch_error
-        for k, image in zip(encoded, decoded, strict=True):
-            out[k] = image
+    for k in [k for k, f in enumerate(files) if f.dim() == 1 and paths[k] in rejected]:
+        out[k] = decode_tensor(files[k], paths[k], channels).to(device)
+    encoded = [k for k, f in enumerate(files) if f.dim() == 1 and paths[k] not in rejected]
+    if not encoded:
+        return out
+    try:
+        decoded = decode_on(device, [files[k] for k in encoded], mode)
+    except Exception:  # which file was it
+        decoded = []
+        for k in encoded:
+            try:
+                decoded.append(decode_on(device, files[k], mode))
+            except Exception as exc:
+                image = decode_tensor(files[k], paths[k], channels).to(device)  # a corrupt file raises here
+                log.warning(f"ssrl: decoding on {device} rejects {paths[k]} ({exc}); decoded on the CPU instead")
+                rejected.add(paths[k])
+                decoded.append(image)
+    for k, image in zip(encoded, decoded, strict=True):
+        out[k] = image
     return out
 
 

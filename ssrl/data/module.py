@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +16,17 @@ from ssrl.data.datasets import load_splits
 from ssrl.data.folders import FolderCrops
 from ssrl.data.splits import ImageSet, Part, Splits
 from ssrl.data.views import per_sample_transform, seed_of
+
+
+def worker_context(num_workers: int) -> str | None:
+    """The start method of a DataLoader's workers: None (Python's default) for a plain process; "fork" in
+    a worker of joblib's loky backend (hydra/launcher=local), whose own start method "loky" makes the
+    DataLoader fail ("'Process' object has no attribute 'env'") and whose spawned children cannot find
+    it; None without workers (the DataLoader refuses a start method then)."""
+    method = multiprocessing.get_start_method(allow_none=True)
+    if num_workers == 0 or method is None or method in multiprocessing.get_all_start_methods():
+        return None
+    return "fork"
 
 
 class ResumableBatches:
@@ -142,6 +154,7 @@ class DatasetBatches(ResumableBatches):
             batch_sampler=self._pending,
             num_workers=num_workers,
             persistent_workers=num_workers > 0,
+            multiprocessing_context=worker_context(num_workers),
             pin_memory=torch.cuda.is_available(),
             collate_fn=collate,
         )
@@ -232,6 +245,7 @@ class SSLDataModule(pl.LightningDataModule):
             batch_size=self.cfg.batch_size,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
+            multiprocessing_context=worker_context(self.cfg.num_workers),
             pin_memory=torch.cuda.is_available(),
         )
 

@@ -182,18 +182,24 @@ class SDMI(MIParadigm):
         """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's
         parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI
         runs several, each reaching one block. trainer.gradient_clip_val clips this update's gradient
-        (of this optimizer's parameters) after the averaging."""
+        (of this optimizer's parameters) after the averaging (``on_before_optimizer_step``)."""
         optimizer.zero_grad()
         model = self.trainer.strategy.model
         with model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext():
             self.manual_backward(loss)
         average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])
+        optimizer.step()  # clipped in on_before_optimizer_step
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """trainer.gradient_clip_val, applied by SDMI itself (Lightning does not clip under manual
+        optimization). Lightning calls this hook inside ``optimizer.step()``, after precision=16-mixed's
+        loss scaler has unscaled the gradients, so the clip sees their true norm; clipped before the step,
+        they were still multiplied by the loss scale (8192: a norm of 2.7e5 for a true 33, issue 23)."""
         clip = self.cfg.trainer.gradient_clip_val
-        if clip:  # trainer.gradient_clip_val, applied by SDMI itself: Lightning does not under manual optimization
+        if clip:
             self.clip_gradients(
                 optimizer, gradient_clip_val=clip, gradient_clip_algorithm=self.cfg.trainer.gradient_clip_algorithm
             )
-        optimizer.step()
 
     def configure_optimizers(self) -> list[dict]:
         e_groups = self.parameter_groups([self.online, self.objective], with_probe=True)

@@ -100,9 +100,20 @@ class NotRequeued(RuntimeError):
     max_num_timeout times); the checkpoint is written, so a rerun resumes."""
 
 
+def agreed_signal(trainer: pl.Trainer, pl_module: Any, signum: int | None) -> int | None:
+    """The stop signal any process has received (the largest number), the same on every process: with
+    several, each checks after every batch, and one that acted alone would wait in the checkpoint's
+    barrier while the others go on into the next batch's collectives, a hang. One process: ``signum``."""
+    if trainer.world_size == 1:
+        return signum
+    agreed = int(trainer.strategy.reduce(torch.tensor(signum or 0, device=pl_module.device), reduce_op="max"))
+    return agreed or None
+
+
 class StopOnSignal(pl.Callback):
     """A stop signal (``stop_signals``: a cluster's time-limit or preemption notice, or SIGTERM): finish the
-    current batch (and its accumulation window), write the checkpoint, stop training. ``signal`` then
+    current batch (and its accumulation window), write the checkpoint, stop training; under DDP every
+    process does so after the same batch, whichever received the signal (``agreed_signal``). ``signal`` then
     holds the signal's number, and ``hand_over`` passes it on to whoever launched the job.
 
     submitit's protocol: submitit installs its own handler of the preemption signal (USR2) when the job
@@ -124,7 +135,11 @@ class StopOnSignal(pl.Callback):
             self._previous = {s: signal.signal(s, self._note) for s in stop_signals()}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.signal is not None and not trainer.should_stop and gradients_settled(trainer, batch_idx):
+        if trainer.should_stop or not gradients_settled(trainer, batch_idx):
+            return
+        agreed = agreed_signal(trainer, pl_module, self.signal)
+        if agreed is not None:  # (a signal arriving meanwhile is kept for the next batch)
+            self.signal = agreed
             trainer.save_checkpoint(self.checkpoint, weights_only=False)
             trainer.should_stop = True
 

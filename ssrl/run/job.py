@@ -39,18 +39,36 @@ MANUAL_FIELDS = ("accumulate_grad_batches", "gradient_clip_val", "gradient_clip_
 INIT_METRICS = "init_metrics.json"
 
 
+def native_bf16() -> bool:
+    """Whether every visible CUDA GPU computes in bf16 natively: compute capability 8.0 or above
+    (Ampere on). torch.cuda.is_bf16_supported() also says True on a V100 or T4 (7.x), which emulate it
+    slowly. Every GPU, so that the jobs of a local grid run in one precision whichever GPU they take."""
+    count = torch.cuda.device_count()
+    return count > 0 and all(torch.cuda.get_device_capability(i)[0] >= 8 for i in range(count))
+
+
 def device_defaults(cfg: DictConfig) -> None:
-    """Fill trainer.precision=auto for the device the run will use: bf16-mixed on a CUDA GPU
-    (bf16-capable), 32-true elsewhere."""
+    """Fill trainer.precision=auto for the device the run will use: bf16-mixed on a CUDA GPU that
+    computes in bf16 natively (``native_bf16``), 32-true elsewhere (an older GPU included: 16-mixed
+    there is the user's choice)."""
     t = cfg.trainer
     cuda = torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda")
     if t.precision == "auto":
-        t.precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+        t.precision = "bf16-mixed" if cuda and native_bf16() else "32-true"
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig,
+    run_dir: Path,
+    callbacks: list[pl.Callback],
+    place: tensorboard.Place,
+    devices: int | list[int] | None = None,
+) -> pl.Trainer:
+    """The run's Trainer; ``devices`` replaces trainer.devices (a local grid's job GPU, ssrl.run.grid_devices)."""
     skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
+    if devices is not None:
+        kwargs["devices"] = devices
     checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
     return pl.Trainer(
         **kwargs,
@@ -173,22 +191,29 @@ def train(
     overrides: list[str],
     in_sweep: bool = False,
     place: tensorboard.Place | None = None,
+    devices: list[int] | None = None,
 ) -> dict[str, Any]:
     """Train one run in ``run_dir`` and return its completed summary. Only rank 0 evaluates offline
     and writes files; every process trains. ``in_sweep``: a job of a multirun, which reuses a sibling
     folder's completed run when it is the same run (ssrl.run.same_run). TensorBoard events go to
     ``place`` (in a multirun, the sweep's; by default ``<run_dir>/tensorboard/<name from the overrides>``).
     The folder is held by this process while the job runs: RunFolderBusy, before any work, when another
-    process holds it (ssrl.run.lock)."""
+    process holds it (ssrl.run.lock).
+    ``devices``: the GPUs of a local grid's job (ssrl.run.grid_devices), in place of trainer.devices."""
     validate(cfg)
     check_device(cfg.trainer)
     loggers.check_loggers(cfg.logger)
     with one_process(run_dir):
-        return _train(cfg, run_dir, overrides, in_sweep, place)
+        return _train(cfg, run_dir, overrides, in_sweep, place, devices)
 
 
 def _train(
-    cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, place: tensorboard.Place | None
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str],
+    in_sweep: bool,
+    place: tensorboard.Place | None,
+    devices: list[int] | None,
 ) -> dict[str, Any]:
     device_defaults(cfg)
     place = place or tensorboard.single_run_place(run_dir, overrides)
@@ -225,7 +250,7 @@ def _train(
     stop = StopOnSignal(checkpoint)
     # the probe first: it adds to the epoch's history entry before RunningSummary writes it
     probe = mi_probe.MIProbe(cfg.eval.mi_probe_every_n_epochs)
-    trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place)
+    trainer = build_trainer(cfg, run_dir, [probe, RunningSummary(run_dir, progress), stop], place, devices)
     check_sizes(cfg, len(data.splits.train), len(data.splits.val), trainer.world_size)  # before any work
     device, lead = trainer.strategy.root_device, trainer.is_global_zero
     base["ran"] = what_ran(trainer)  # the precision Lightning runs, the device, the threads

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ssrl.data.module import worker_context
 from ssrl.data.splits import ImageSet, Part, subset
 from ssrl.data.views import seed_of
 from ssrl.mi.probe import BUDGET, mi_probe
@@ -48,7 +49,13 @@ def image_batches(part: Part, index: Tensor, batch_size: int, num_workers: int =
         for start in range(0, len(index), batch_size):
             yield part.images[index[start : start + batch_size]]
         return
-    for images, _ in DataLoader(subset(part, index.numpy()), batch_size=batch_size, num_workers=num_workers):
+    loader = DataLoader(
+        subset(part, index.numpy()),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        multiprocessing_context=worker_context(num_workers),
+    )
+    for images, _ in loader:
         yield images
 
 
