@@ -800,6 +800,13 @@ MUTANTS = [
         'summary["config"]',
         ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
     ),
+    Mutant(
+        "gpu-check-resume-compares-only-the-wall-clock",
+        "scripts/gpu_check.py",
+        "if k not in WALL_CLOCK",
+        "if k in WALL_CLOCK",
+        ("tests/test_gpu_check.py::test_resume_comparison_ignores_only_the_wall_clock",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}
