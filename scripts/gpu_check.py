@@ -111,6 +111,31 @@ def peak_memory_gib(device: torch.device) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------- parts
+def unmet_requirements(distribution: str) -> list[str] | None:
+    """``distribution``'s requirements (extras left out) that what is installed does not meet, each as
+    "<requirement> (installed: <version or none>)"; None if ``distribution`` is not installed. On the GPU
+    machine an empty list means pip would reinstall nothing (torch, Lightning) even without --no-deps."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        required = [Requirement(r) for r in metadata.requires(distribution) or []]
+    except metadata.PackageNotFoundError:
+        return None
+    unmet = []
+    for req in required:
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or not req.specifier.contains(installed, prereleases=True):
+            unmet.append(f"{req} (installed: {installed or 'none'})")
+    return unmet
+
+
 def environment(device: torch.device, sizes: dict) -> dict[str, Any]:
     import pytorch_lightning
     import torchvision
@@ -127,6 +152,7 @@ def environment(device: torch.device, sizes: dict) -> dict[str, Any]:
         "capability": ".".join(map(str, torch.cuda.get_device_capability())) if cuda else None,
         "bf16": torch.cuda.is_bf16_supported() if cuda else True,
         "gpu_memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else None,
+        "ssrl_requirements_unmet": unmet_requirements("ssrl"),
     }
 
 
@@ -425,7 +451,7 @@ def main() -> int:
         return 2
     device = torch.device("cpu" if args.smoke else "cuda")
     results: dict[str, Any] = {"smoke": args.smoke, "sizes": sizes, "parts": {}}
-    run_part(results, "environment", lambda: environment(device, sizes))
+    run_part(results, "environment", lambda: environment(device, sizes), ok=lambda v: not v["ssrl_requirements_unmet"])
     run_part(results, "estimators", lambda: estimators(device, sizes), ok=lambda v: v["ok"])
     data = run_part(results, "data", lambda: training_data(sizes))
     jmi = None

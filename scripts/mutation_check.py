@@ -807,6 +807,20 @@ MUTANTS = [
         "if k in WALL_CLOCK",
         ("tests/test_gpu_check.py::test_resume_comparison_ignores_only_the_wall_clock",),
     ),
+    Mutant(
+        "gpu-machine-install-reaches-for-an-index",
+        "scripts/gpu_check.sh",
+        "--no-index --find-links wheels",
+        "--find-links wheels",
+        ("tests/test_gpu_check.py::test_the_gpu_machine_install_is_offline_and_names_every_wheel",),
+    ),
+    Mutant(
+        "gpu-check-misses-a-pin-the-installed-version-breaks",
+        "scripts/gpu_check.py",
+        "if installed is None or not req.specifier.contains(installed, prereleases=True):",
+        "if installed is None:",
+        ("tests/test_gpu_check.py::test_unmet_requirements_names_each_pin_the_installed_versions_break",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

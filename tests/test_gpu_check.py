@@ -72,3 +72,44 @@ def test_gpu_check_smoke_runs_every_part(tmp_path, repo_root):
     assert e2e["resume"]["identical"]  # on the CPU the resumed run equals the uninterrupted one exactly
     table = (out / "table.md").read_text()
     assert "| jmi | False |" in table and "end_to_end | ok" in table
+
+
+#: What the GPU machine has (/work/.library/device/KINDS.md, 2026-11): the versions ssrl's pins must accept.
+GPU_MACHINE = {"torch": "2.11.0", "torchvision": "0.26.0", "pytorch-lightning": "2.6.6", "torchmetrics": "1.9.0"}
+
+
+def test_the_gpu_machine_install_is_offline_and_names_every_wheel(repo_root):
+    """scripts/gpu_check.sh installs with --no-index and --no-deps every package scripts/gpu_wheels.sh
+    puts in wheels/ (pinned there), and ssrl's own pins accept the GPU machine's torch and Lightning."""
+    import re
+
+    from packaging.requirements import Requirement
+
+    wheels = (repo_root / "scripts" / "gpu_wheels.sh").read_text()
+    pinned = re.findall(r"([A-Za-z0-9_.-]+)==[0-9][0-9.]*", wheels)
+    assert set(pinned) == {"hydra-core", "omegaconf", "antlr4-python3-runtime"}
+    assert "pip wheel -q --no-deps -w wheels ." in wheels  # and ssrl itself
+    install = (repo_root / "scripts" / "gpu_check.sh").read_text().split("-m pip install", 1)[1]
+    install = install.split("||", 1)[0].split()
+    assert {"--no-index", "--no-deps"} <= set(install) and install[install.index("--find-links") + 1] == "wheels"
+    assert set(pinned) | {"ssrl"} <= set(install)
+    dependencies = (repo_root / "pyproject.toml").read_text().split("\ndependencies = [", 1)[1].split("]", 1)[0]
+    pins = {r.name: r.specifier for r in map(Requirement, re.findall(r'"([^"]+)"', dependencies))}
+    assert len(pins) == 12
+    for name, version in GPU_MACHINE.items():
+        assert pins[name].contains(version), (name, version, pins[name])
+
+
+def test_unmet_requirements_names_each_pin_the_installed_versions_break(tmp_path, monkeypatch):
+    from importlib.metadata import version
+
+    info = tmp_path / "fake_ssrl-1.0.dist-info"
+    info.mkdir()
+    torch = version("torch")
+    requires = ["torch<1", f"torch=={torch}", "no-such-package>=1", 'pytest>99; extra == "dev"']
+    metadata = ["Metadata-Version: 2.1", "Name: fake-ssrl", "Version: 1.0", *[f"Requires-Dist: {r}" for r in requires]]
+    (info / "METADATA").write_text("\n".join(metadata) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    unmet = gpu_check().unmet_requirements("fake-ssrl")
+    assert unmet == [f"torch<1 (installed: {torch})", "no-such-package>=1 (installed: none)"]
+    assert gpu_check().unmet_requirements("no-such-package") is None
