@@ -58,20 +58,58 @@ def test_gpu_check_smoke_runs_every_part(tmp_path, repo_root):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     parts = results["parts"]
-    expected = {"environment", "estimators", "data", "views", "end_to_end"}
+    expected = {"environment", "estimators", "data", "views", "end_to_end", "image_folder"}
     expected |= {f"training {p}" for p in ("jmi", "sdmi", "sdmi_ema")}
     assert set(parts) == expected
-    assert all(part["ok"] for part in parts.values())
+    assert parts["image_folder"]["skipped"].startswith("no CUDA device")  # nvJPEG needs one
+    assert all(part["ok"] for name, part in parts.items() if name != "image_folder")
+    assert parts["environment"]["value"]["ssrl_requirements_unmet"] == []
     for paradigm in ("jmi", "sdmi", "sdmi_ema"):
         case = parts[f"training {paradigm}"]["value"]
         assert case["ssrl_img_s"] > 0 and case["bare_img_s"] > 0
+        assert case["epoch_with_val_s"] > case["val_s"] > 0 and case["val_images"] > 0
+        assert 0 < case["input_wait_share"] < 1  # on the CPU the host clock sees the loop's own work
     assert parts["estimators"]["value"]["worst"] <= parts["estimators"]["value"]["tolerance"]
     e2e = parts["end_to_end"]["value"]
     assert e2e["status"] == "completed" and e2e["loss_finite"] and e2e["tensorboard_losses"] > 0
     assert e2e["sigterm_exit"] == 143 and "SIGTERM" in e2e["stopped"]
     assert e2e["resume"]["identical"]  # on the CPU the resumed run equals the uninterrupted one exactly
     table = (out / "table.md").read_text()
-    assert "| jmi | False |" in table and "end_to_end | ok" in table
+    assert "| jmi | False |" in table and "end_to_end | ok" in table and "image_folder | skipped" in table
+
+
+def test_a_part_past_its_cap_keeps_its_figures_and_the_results_are_written_after_each_part(tmp_path):
+    import time
+
+    module = gpu_check()
+    check = module.Check(tmp_path, smoke=True, sizes={}, budget=30)
+
+    def slow(partial, deadline):
+        partial["first"] = 1.0
+        while True:  # a part that would never end
+            time.sleep(0.01)
+
+    started = time.time()
+    check.part("slow", slow, cap=0.3)
+    assert time.time() - started < 5
+    written = json.loads((tmp_path / "results.json").read_text())["parts"]["slow"]
+    assert written["error"] == "stopped at its cap of 0.3 s" and written["value"] == {"first": 1.0}
+    assert not written["ok"] and "slow | failed" in (tmp_path / "table.md").read_text()
+    check.part("quick", lambda partial, deadline: {"x": deadline > time.perf_counter()}, cap=10)
+    assert json.loads((tmp_path / "results.json").read_text())["parts"]["quick"] == {
+        "value": {"x": True},
+        "ok": True,
+        "wall_s": pytest.approx(0, abs=1),
+    }
+    check.budget = 0  # spent: the next part does not start
+    check.part("late", lambda partial, deadline: pytest.fail("ran"), cap=10)
+    assert "budget of 0 s is spent" in json.loads((tmp_path / "results.json").read_text())["parts"]["late"]["skipped"]
+
+
+def test_the_caps_fit_the_budget_and_the_budget_fits_8_minutes():
+    module = gpu_check()
+    assert sum(module.CAPS.values()) <= module.BUDGET <= 480 - 25  # 25 s for Python, torch and CUDA to start
+    assert set(module.SMOKE["caps"]) == set(module.CAPS)
 
 
 #: What the GPU machine has (/work/.library/device/KINDS.md, 2026-11): the versions ssrl's pins must accept.
