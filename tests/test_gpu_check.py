@@ -86,7 +86,7 @@ def test_a_part_past_its_cap_keeps_its_figures_and_the_results_are_written_after
 
     def slow(partial, deadline):
         partial["first"] = 1.0
-        while True:  # a part that would never end
+        for _ in range(500):  # 5 s: far past its cap
             time.sleep(0.01)
 
     started = time.time()
@@ -151,3 +151,22 @@ def test_unmet_requirements_names_each_pin_the_installed_versions_break(tmp_path
     unmet = gpu_check().unmet_requirements("fake-ssrl")
     assert unmet == [f"torch<1 (installed: {torch})", "no-such-package>=1 (installed: none)"]
     assert gpu_check().unmet_requirements("no-such-package") is None
+
+
+def test_input_wait_is_the_share_of_a_step_between_one_batch_end_and_the_next_start():
+    """Host clock (CPU): steps of 30 ms with 10 ms between them -> 0.25; the first epoch (warm-up) and
+    the gap across an epoch's end are left out."""
+    import time
+    from types import SimpleNamespace
+
+    wait = gpu_check().InputWait()
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=SimpleNamespace(type="cpu")), current_epoch=0)
+    for epoch, (step, gap) in enumerate([(0.001, 0.2), (0.03, 0.01), (0.03, 0.01)]):
+        trainer.current_epoch = epoch
+        for i in range(4):
+            wait.on_train_batch_start(trainer, None, None, i)
+            time.sleep(step)
+            wait.on_train_batch_end(trainer, None, None, None, i)
+            time.sleep(gap)
+        time.sleep(0.2)  # the epoch's end: validation, checkpoint
+    assert wait.share() == pytest.approx(0.25, abs=0.08)
