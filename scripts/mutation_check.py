@@ -42,6 +42,7 @@ DOCS = "tests/test_docs.py"
 PER_IMAGE = "tests/test_per_image.py"
 BASELINE = "tests/test_baseline.py"
 DEVICE_EVAL = "tests/test_device_eval.py"
+GPU_CHECK = "tests/test_gpu_check.py"
 
 
 @dataclass(frozen=True)
@@ -983,6 +984,48 @@ MUTANTS = [
         "if trainer.world_size == 1:",
         "if True:",
         ("tests/test_ddp_stop.py",),
+    ),
+    Mutant(
+        "gpu-check-resume-compares-only-the-wall-clock",
+        "scripts/gpu_check.py",
+        "if k not in WALL_CLOCK",
+        "if k in WALL_CLOCK",
+        ("tests/test_gpu_check.py::test_resume_comparison_ignores_only_the_wall_clock",),
+    ),
+    Mutant(
+        "gpu-machine-install-reaches-for-an-index",
+        "scripts/gpu_check.sh",
+        "--no-index --find-links wheels",
+        "--find-links wheels",
+        ("tests/test_gpu_check.py::test_the_gpu_machine_install_is_offline_and_names_every_wheel",),
+    ),
+    Mutant(
+        "gpu-check-misses-a-pin-the-installed-version-breaks",
+        "scripts/gpu_check.py",
+        "if installed is None or not req.specifier.contains(installed, prereleases=True):",
+        "if installed is None:",
+        ("tests/test_gpu_check.py::test_unmet_requirements_names_each_pin_the_installed_versions_break",),
+    ),
+    Mutant(
+        "gpu-check-part-never-capped",
+        "scripts/gpu_check.py",
+        "signal.setitimer(signal.ITIMER_REAL, seconds)",
+        "signal.setitimer(signal.ITIMER_REAL, 0)",
+        (f"{GPU_CHECK}::test_a_part_past_its_cap_keeps_its_figures_and_the_results_are_written_after_each_part",),
+    ),
+    Mutant(
+        "gpu-check-results-written-only-at-the-end",
+        "scripts/gpu_check.py",
+        "        self.write()\n        return value",
+        "        return value",
+        (f"{GPU_CHECK}::test_a_part_past_its_cap_keeps_its_figures_and_the_results_are_written_after_each_part",),
+    ),
+    Mutant(
+        "gpu-check-input-wait-counts-the-step",
+        "scripts/gpu_check.py",
+        "wait += seconds(ends[(epoch, i)], following)",
+        "wait += seconds(start, ends[(epoch, i)])",
+        (f"{GPU_CHECK}::test_input_wait_is_the_share_of_a_step_between_one_batch_end_and_the_next_start",),
     ),
 ]
 
