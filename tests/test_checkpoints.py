@@ -31,15 +31,15 @@ def saved(monkeypatch):
 def test_sdmi_keeps_its_cadence_past_a_skipped_m_step(tmp_path, monkeypatch, saved):
     """Issue 12, case 3: batch 3's M-step loss is non-finite and skipped (on_nonfinite_loss=skip)."""
     calls: dict[int, int] = {}
-    finite = MIParadigm.finite
+    allowed = MIParadigm.update_allowed
 
-    def nan_in_batch_3_m_step(self, loss):
+    def nan_in_batch_3_m_step(self, loss, parameters):
         calls[self.batches_trained] = calls.get(self.batches_trained, 0) + 1
         if self.batches_trained == 3 and calls[3] == 2:  # the E-step's check comes first, then the M-step's
             loss = loss * float("nan")
-        return finite(self, loss)
+        return allowed(self, loss, parameters)
 
-    monkeypatch.setattr(MIParadigm, "finite", nan_in_batch_3_m_step)
+    monkeypatch.setattr(MIParadigm, "update_allowed", nan_in_batch_3_m_step)
     cfg = compose_config("paradigm=sdmi", "checkpoint_every_n_steps=2", "on_nonfinite_loss=skip", *SIX)
     summary = train(cfg, tmp_path, [])
     assert summary["skipped_steps"] == 1 and summary["steps"] == 6

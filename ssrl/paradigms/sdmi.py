@@ -142,26 +142,26 @@ class SDMI(MIParadigm):
         self.count_batch_as_one_step()
 
     def _train_batch(self, batch: Any, batch_idx: int, optimizers: list) -> bool:
-        """The batch's updates; False when a non-finite loss skipped them (on_nonfinite_loss=skip)."""
+        """The batch's updates; False when a non-finite update was skipped (on_nonfinite_loss=skip),
+        and with it the rest of the batch's updates."""
         p = self.cfg.paradigm
         xa, xb, labels = self.training_views(batch, batch_idx)
         views = (xa, xb)
         targets = None
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
             loss, step, online, targets = self._e_step(views, targets)
-            if not self.finite(loss):
-                return False
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
-            self._update(optimizers[0], loss)
+            if not self._update(optimizers[0], loss):
+                return False
 
         if not self.m_step_by_gradient:
             if self.target is not None:  # EMA, at the momentum of this batch's index
                 k = self.batches_trained - 1
                 momentum = ema_momentum(k, self.total_batches, p.ema_momentum, p.ema_momentum_end)
                 ema_update(self.target, self.online, momentum)
-                self.log("train/ema_momentum", momentum)
+                self.log_sparse("train/ema_momentum", momentum)
             return True
         if p.refresh:
             with torch.no_grad(), batchnorm_statistics_kept(self.online, self.predictor):
@@ -172,28 +172,33 @@ class SDMI(MIParadigm):
             if k > 0:
                 targets = self._targets(views, set(targets), online={})
             loss, _ = self._phase_loss(fixed, targets)
-            if not self.finite(loss):
+            if not self._update(optimizers[1], loss):
                 return False
-            self._update(optimizers[1], loss)
         self.log("train/m_step_loss", loss)
         return True
 
-    def _update(self, optimizer: Any, loss: Tensor) -> None:
-        """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's
-        parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI
-        runs several, each reaching one block. trainer.gradient_clip_val clips this update's gradient
-        (of this optimizer's parameters) after the averaging."""
+    def _update(self, optimizer: Any, loss: Tensor) -> bool:
+        """One optimizer step on ``loss``, unless ``update_allowed`` refuses it (False: weights and
+        optimizer state untouched). Under DDP the gradients are averaged here, for this optimizer's parameters only:
+        DDP's own synchronisation expects one backward pass per forward, and SDMI runs several, each
+        reaching one block. trainer.gradient_clip_val clips this update's gradient (of this optimizer's
+        parameters) after the averaging."""
         optimizer.zero_grad()
         model = self.trainer.strategy.model
         with model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext():
             self.manual_backward(loss)
-        average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])
+        params = [p for group in optimizer.optimizer.param_groups for p in group["params"]]
+        average_gradients(params)
+        if not self.update_allowed(loss, params):
+            optimizer.zero_grad()
+            return False
         clip = self.cfg.trainer.gradient_clip_val
         if clip:  # trainer.gradient_clip_val, applied by SDMI itself: Lightning does not under manual optimization
             self.clip_gradients(
                 optimizer, gradient_clip_val=clip, gradient_clip_algorithm=self.cfg.trainer.gradient_clip_algorithm
             )
         optimizer.step()
+        return True
 
     def configure_optimizers(self) -> list[dict]:
         e_groups = self.parameter_groups([self.online, self.objective], with_probe=True)
