@@ -172,7 +172,7 @@ MUTANTS = [
     Mutant(
         "sdmi-gradients-not-averaged-under-ddp",
         "ssrl/paradigms/sdmi.py",
-        'average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])',
+        "average_gradients(params)",
         "None",
         ("tests/test_ddp_sdmi.py",),
     ),
@@ -799,6 +799,14 @@ MUTANTS = [
         '{**summary["config"], **ran}',
         'summary["config"]',
         ("tests/test_tensorboard.py::test_a_2x2_sweep_reads_back_as_one_experiment",),
+    ),
+    # ---------------------------------------------------------------- no host sync in a step (issue 24)
+    Mutant(
+        "training-step-copies-its-loss-to-the-host",
+        "ssrl/paradigms/base.py",
+        'self.log("train/loss", step.loss)',
+        'self.log("train/loss", step.loss.item())',
+        ("tests/test_syncs.py",),
     ),
 ]
 
