@@ -808,6 +808,42 @@ MUTANTS = [
         'self.log("train/loss", step.loss.item())',
         ("tests/test_syncs.py",),
     ),
+    # ---------------------------------------------------------------- skip means skip (issue 25, case 7)
+    Mutant(
+        "skip-checks-the-loss-only",
+        "ssrl/paradigms/base.py",
+        "torch.isfinite(loss.detach()).all() & gradients_finite(parameters)",
+        "torch.isfinite(loss.detach()).all()",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "jmi-skip-keeps-the-gradients",
+        "ssrl/paradigms/jmi.py",
+        "p.grad = None",
+        "pass",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "sdmi-skip-steps-anyway",
+        "ssrl/paradigms/sdmi.py",
+        "optimizer.zero_grad()\n            return False",
+        "optimizer.step()\n            return False",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "skipped-update-keeps-its-batchnorm-statistics",
+        "ssrl/paradigms/base.py",
+        'SavedStatistics(*(modules if self.cfg.on_nonfinite_loss == "skip" else ()))',
+        "SavedStatistics()",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "stop-never-reads-the-note-at-the-epoch-end",
+        "ssrl/paradigms/base.py",
+        "    def on_train_epoch_end(self) -> None:\n        self.raise_if_nonfinite()",
+        "    def on_train_epoch_end(self) -> None:\n        pass",
+        ("tests/test_train.py::test_non_finite_loss_stops_or_skips",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -24,6 +24,7 @@ from ssrl.mi.estimators import bound_values, mi_estimates
 from ssrl.mi.objective import MIObjective, Step
 from ssrl.nets.backbones import build_backbone
 from ssrl.nets.heads import Encoder, mlp
+from ssrl.nets.statistics import SavedStatistics
 from ssrl.paradigms.finite import FirstNonFinite, gradients_finite
 from ssrl.paradigms.optim import build_optimizer, build_schedule
 
@@ -143,6 +144,12 @@ class MIParadigm(pl.LightningModule):
         self.skipped_steps += 1
         self.log("train/skipped_steps", float(self.skipped_steps))
         return False
+
+    def statistics(self, *modules: nn.Module | None) -> SavedStatistics:
+        """The BatchNorm statistics of ``modules`` as they are now, for an update that
+        ``update_allowed`` skips to put back (its forward passes moved them); with on_nonfinite_loss=stop
+        no update is skipped and nothing is saved."""
+        return SavedStatistics(*(modules if self.cfg.on_nonfinite_loss == "skip" else ()))
 
     def raise_if_nonfinite(self) -> None:
         """Stop the run with a clear message when a loss noted by ``update_allowed`` was non-finite (one

@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
 from ssrl.distributed import average_gradients
 from ssrl.mi.objective import Step
+from ssrl.nets.statistics import SavedStatistics
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.optim import ema_momentum
 
@@ -63,19 +63,11 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
 def batchnorm_statistics_kept(*modules: nn.Module | None) -> Iterator[None]:
     """Forward passes inside use batch statistics as usual, but leave every BatchNorm's running
     statistics (and its count) as they were."""
-    saved = [
-        (buffer, buffer.clone())
-        for module in modules
-        if module is not None
-        for m in module.modules()
-        if isinstance(m, _BatchNorm)
-        for buffer in m.buffers()
-    ]
+    saved = SavedStatistics(*modules)
     try:
         yield
     finally:
-        for buffer, value in saved:
-            buffer.copy_(value)
+        saved.restore()
 
 
 class SDMI(MIParadigm):
@@ -143,17 +135,22 @@ class SDMI(MIParadigm):
 
     def _train_batch(self, batch: Any, batch_idx: int, optimizers: list) -> bool:
         """The batch's updates; False when a non-finite update was skipped (on_nonfinite_loss=skip),
-        and with it the rest of the batch's updates."""
+        and with it the rest of the batch's updates. A skipped update also puts back the BatchNorm
+        statistics its forward passes moved: an E-step's, those of the online encoder and predictor since
+        that E-step began and the target's since the batch began (the batch's target update is skipped
+        with it); an M-step's, the target's since the forward pass that M-step differentiates."""
         p = self.cfg.paradigm
         xa, xb, labels = self.training_views(batch, batch_idx)
         views = (xa, xb)
         targets = None
+        target_stats = self.statistics(self.target)
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
+            online_stats = self.statistics(self.online, self.predictor)
             loss, step, online, targets = self._e_step(views, targets)
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
-            if not self._update(optimizers[0], loss):
+            if not self._update(optimizers[0], loss, online_stats, target_stats):
                 return False
 
         if not self.m_step_by_gradient:
@@ -170,18 +167,20 @@ class SDMI(MIParadigm):
             fixed = {i: o[2].detach() for i, o in online.items()}
         for k in range(p.m_steps):  # M-step: xi moves, theta held fixed by SG
             if k > 0:
+                target_stats = self.statistics(self.target)
                 targets = self._targets(views, set(targets), online={})
             loss, _ = self._phase_loss(fixed, targets)
-            if not self._update(optimizers[1], loss):
+            if not self._update(optimizers[1], loss, target_stats):
                 return False
         self.log("train/m_step_loss", loss)
         return True
 
-    def _update(self, optimizer: Any, loss: Tensor) -> bool:
-        """One optimizer step on ``loss``, unless ``update_allowed`` refuses it (False: weights and
-        optimizer state untouched). Under DDP the gradients are averaged here, for this optimizer's parameters only:
-        DDP's own synchronisation expects one backward pass per forward, and SDMI runs several, each
-        reaching one block. trainer.gradient_clip_val clips this update's gradient (of this optimizer's
+    def _update(self, optimizer: Any, loss: Tensor, *statistics: SavedStatistics) -> bool:
+        """One optimizer step on ``loss``, unless ``update_allowed`` refuses it: then False, weights and
+        optimizer state untouched, and ``statistics`` (BatchNorm statistics saved before the update's
+        forward passes) put back. Under DDP the gradients are averaged here, for this optimizer's
+        parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI runs
+        several, each reaching one block. trainer.gradient_clip_val clips this update's gradient (of this optimizer's
         parameters) after the averaging."""
         optimizer.zero_grad()
         model = self.trainer.strategy.model
@@ -191,6 +190,8 @@ class SDMI(MIParadigm):
         average_gradients(params)
         if not self.update_allowed(loss, params):
             optimizer.zero_grad()
+            for saved in statistics:
+                saved.restore()
             return False
         clip = self.cfg.trainer.gradient_clip_val
         if clip:  # trainer.gradient_clip_val, applied by SDMI itself: Lightning does not under manual optimization
