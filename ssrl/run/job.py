@@ -50,7 +50,7 @@ def device_defaults(cfg: DictConfig) -> None:
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback], place: tensorboard.Place) -> pl.Trainer:
     skip = SPEED_FIELDS + (MANUAL_FIELDS if cfg.paradigm.name == "sdmi" else ())
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
-    checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
+    checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_minutes)
     return pl.Trainer(
         **kwargs,
         logger=loggers.build_loggers(cfg.logger, run_dir, place.name, place),
