@@ -838,6 +838,13 @@ MUTANTS = [
         ("tests/test_skip.py",),
     ),
     Mutant(
+        "checkpoint-ignores-the-interval",
+        "ssrl/run/callbacks.py",
+        "now - self.last >= self.every_s",
+        "now >= 0",
+        ("tests/test_checkpoints.py::test_checkpoints_fall_on_the_first_check_past_the_interval",),
+    ),
+    Mutant(
         "stop-never-reads-the-note-at-the-epoch-end",
         "ssrl/paradigms/base.py",
         "    def on_train_epoch_end(self) -> None:\n        self.raise_if_nonfinite()",
