@@ -59,15 +59,15 @@ MUTANTS = [
     Mutant(
         "sdmi-optimizers-swapped",
         "ssrl/paradigms/sdmi.py",
-        "self._update(optimizers[0], loss)",
-        "self._update(optimizers[-1], loss)",
+        "self._update(optimizers[0], loss, online_stats",
+        "self._update(optimizers[-1], loss, online_stats",
         (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
     ),
     Mutant(
         "sdmi-m-step-uses-e-optimizer",
         "ssrl/paradigms/sdmi.py",
-        "self._update(optimizers[1], loss)",
-        "self._update(optimizers[0], loss)",
+        "self._update(optimizers[1], loss, target_stats)",
+        "self._update(optimizers[0], loss, target_stats)",
         (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
     ),
     Mutant(
@@ -173,8 +173,8 @@ MUTANTS = [
     Mutant(
         "sdmi-gradients-not-averaged-under-ddp",
         "ssrl/paradigms/sdmi.py",
-        'average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])',
-        "None",
+        "average_gradients(p for group",
+        "(lambda _: None)(p for group",
         ("tests/test_ddp_sdmi.py",),
     ),
     # ---------------------------------------------------------------- the MI probe (issue 21, item 1)
@@ -967,8 +967,10 @@ MUTANTS = [
     Mutant(
         "sdmi-clips-the-scaled-gradient",
         "ssrl/paradigms/sdmi.py",
-        "optimizer.step()  # clipped in on_before_optimizer_step",
-        "self.on_before_optimizer_step(optimizer.optimizer) or optimizer.step()",
+        "        optimizer.step()  # decided and clipped in on_before_optimizer_step",
+        "        self.on_before_optimizer_step(optimizer.optimizer)\n"
+        "        self._pending = (loss, statistics)\n"
+        "        optimizer.step()",
         ("tests/test_gpu_precision.py::test_sdmi_clips_the_unscaled_gradient_under_16_mixed",),
     ),
     Mutant(
@@ -1026,6 +1028,57 @@ MUTANTS = [
         "wait += seconds(ends[(epoch, i)], following)",
         "wait += seconds(start, ends[(epoch, i)])",
         (f"{GPU_CHECK}::test_input_wait_is_the_share_of_a_step_between_one_batch_end_and_the_next_start",),
+    ),
+    # ---------------------------------------------------------------- no host sync in a step (issue 24)
+    Mutant(
+        "training-step-copies-its-loss-to-the-host",
+        "ssrl/paradigms/base.py",
+        'self.log("train/loss", step.loss)',
+        'self.log("train/loss", step.loss.item())',
+        ("tests/test_syncs.py",),
+    ),
+    # ---------------------------------------------------------------- skip means skip (issue 25, case 7)
+    Mutant(
+        "skip-checks-the-loss-only",
+        "ssrl/paradigms/base.py",
+        "torch.isfinite(loss.detach()).all() & gradients_finite(parameters)",
+        "torch.isfinite(loss.detach()).all()",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "jmi-skip-keeps-the-gradients",
+        "ssrl/paradigms/jmi.py",
+        "p.grad = None",
+        "pass",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "sdmi-skip-keeps-the-gradients",
+        "ssrl/paradigms/sdmi.py",
+        "            for p in params:\n                p.grad = None",
+        "            for p in params:\n                pass",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "skipped-update-keeps-its-batchnorm-statistics",
+        "ssrl/paradigms/base.py",
+        'SavedStatistics(*(modules if self.cfg.on_nonfinite_loss == "skip" else ()))',
+        "SavedStatistics()",
+        ("tests/test_skip.py",),
+    ),
+    Mutant(
+        "checkpoint-ignores-the-interval",
+        "ssrl/run/callbacks.py",
+        "now - self.last >= self.every_s",
+        "now >= 0",
+        ("tests/test_checkpoints.py::test_checkpoints_fall_on_the_first_check_past_the_interval",),
+    ),
+    Mutant(
+        "stop-never-reads-the-note-at-the-epoch-end",
+        "ssrl/paradigms/base.py",
+        "    def on_train_epoch_end(self) -> None:\n        self.raise_if_nonfinite()",
+        "    def on_train_epoch_end(self) -> None:\n        pass",
+        ("tests/test_train.py::test_non_finite_loss_stops_or_skips",),
     ),
 ]
 

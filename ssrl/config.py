@@ -280,8 +280,9 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     resume: bool = True
-    #: Batches between checkpoints (also written at the end, and on SIGTERM / SIGUSR1).
-    checkpoint_every_n_steps: int = 50
+    #: Minutes of training between checkpoints, 0: after every batch (also written at the end, and on
+    #: SIGTERM / SIGUSR1 / SIGUSR2); ssrl.run.callbacks.PeriodicCheckpoint.
+    checkpoint_every_minutes: float = 10.0
     #: A non-finite training loss: "stop" the run with a clear error, or "skip" that update (counted).
     on_nonfinite_loss: str = "stop"
     #: What an experiment expects of this run ("learns" or "collapses"); ssrl-report shows it beside the outcome.

@@ -35,3 +35,12 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= size
+
+
+def all_agree(flag: Tensor) -> Tensor:
+    """``flag`` (a 0-dim bool tensor) and-ed over every process, so that all take the same decision."""
+    if world_size() == 1:
+        return flag
+    agreed = flag.to(torch.int32)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    return agreed.bool()

@@ -162,7 +162,7 @@ RANGES: dict[str, Range | AnyOf] = {
     "eval.mi_probe_max_images": Range(2, integer=True, note="the probe scores pairs against pairs"),
     "eval.baseline_inits": Range(2, integer=True, note="the baseline's interval needs 2 inits"),
     "seed": SEED,
-    "checkpoint_every_n_steps": COUNT,
+    "checkpoint_every_minutes": Range(0, note="0: after every batch"),
 }
 
 _ABSENT = object()

@@ -1,13 +1,16 @@
-"""Checkpoints: written every checkpoint_every_n_steps batches trained in every path (SDMI, a skipped
-update, gradient accumulation), and loaded with weights_only=True."""
+"""Checkpoints: written every checkpoint_every_minutes of training in every path (SDMI, a skipped
+update, gradient accumulation), timed here by a fake clock that advances one minute per batch, and
+loaded with weights_only=True."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from ssrl.paradigms.base import MIParadigm
-from ssrl.run.callbacks import AtomicCheckpointIO
+from ssrl.run.callbacks import AtomicCheckpointIO, PeriodicCheckpoint
 from ssrl.run.job import train
 from tests.conftest import compose_config
 
@@ -28,29 +31,43 @@ def saved(monkeypatch):
     return counts
 
 
-def test_sdmi_keeps_its_cadence_past_a_skipped_m_step(tmp_path, monkeypatch, saved):
+@pytest.fixture
+def minute_per_batch(monkeypatch):
+    """PeriodicCheckpoint's clock reads one minute more after each batch starts (no sleeping)."""
+    now = {"s": 0.0}
+    start = MIParadigm.on_train_batch_start
+
+    def ticking(self, batch, batch_idx):
+        start(self, batch, batch_idx)
+        now["s"] = 60.0 * self.batches_trained
+
+    monkeypatch.setattr(MIParadigm, "on_train_batch_start", ticking)
+    monkeypatch.setattr(PeriodicCheckpoint, "clock", staticmethod(lambda: now["s"]))
+
+
+def test_sdmi_keeps_its_cadence_past_a_skipped_m_step(tmp_path, monkeypatch, saved, minute_per_batch):
     """Issue 12, case 3: batch 3's M-step loss is non-finite and skipped (on_nonfinite_loss=skip)."""
     calls: dict[int, int] = {}
-    finite = MIParadigm.finite
+    allowed = MIParadigm.update_allowed
 
-    def nan_in_batch_3_m_step(self, loss):
+    def nan_in_batch_3_m_step(self, loss, parameters):
         calls[self.batches_trained] = calls.get(self.batches_trained, 0) + 1
         if self.batches_trained == 3 and calls[3] == 2:  # the E-step's check comes first, then the M-step's
             loss = loss * float("nan")
-        return finite(self, loss)
+        return allowed(self, loss, parameters)
 
-    monkeypatch.setattr(MIParadigm, "finite", nan_in_batch_3_m_step)
-    cfg = compose_config("paradigm=sdmi", "checkpoint_every_n_steps=2", "on_nonfinite_loss=skip", *SIX)
+    monkeypatch.setattr(MIParadigm, "update_allowed", nan_in_batch_3_m_step)
+    cfg = compose_config("paradigm=sdmi", "checkpoint_every_minutes=2", "on_nonfinite_loss=skip", *SIX)
     summary = train(cfg, tmp_path, [])
     assert summary["skipped_steps"] == 1 and summary["steps"] == 6
-    assert saved == [2, 4, 6, 6]  # every 2 batches (Lightning's step count stopped after 2), then the final one
+    assert saved == [2, 4, 6, 6]  # every 2 minutes (2 batches), then the final one
 
 
-@pytest.mark.parametrize(("every", "expected"), [(2, [2, 4, 6]), (3, [4, 6])])
-def test_jmi_with_accumulation_counts_batches(tmp_path, saved, every, expected):
-    """accumulate_grad_batches=2: one optimizer step per 2 batches, the cadence still in batches; a
-    multiple of 3 that falls inside an accumulation window waits for its end (3 -> 4)."""
-    cfg = compose_config(f"checkpoint_every_n_steps={every}", "trainer.accumulate_grad_batches=2", *SIX)
+@pytest.mark.parametrize(("every", "expected"), [(2, [2, 4, 6]), (3, [4])])
+def test_jmi_with_accumulation_waits_for_the_window(tmp_path, saved, minute_per_batch, every, expected):
+    """accumulate_grad_batches=2: a checkpoint due inside an accumulation window (3 minutes: after batch
+    3) waits for its end (batch 4), and the next is due 3 minutes after that one was written."""
+    cfg = compose_config(f"checkpoint_every_minutes={every}", "trainer.accumulate_grad_batches=2", *SIX)
     summary = train(cfg, tmp_path, [])
     assert summary["steps"] == 6
     assert saved == [*expected, 6]
@@ -90,7 +107,7 @@ def test_a_full_disk_is_one_line_with_no_temporary_file_left(tmp_path, monkeypat
 
     monkeypatch.setattr(Path, "write_bytes", disk_full)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["ssrl-train", *TINY, "checkpoint_every_n_steps=1", "hydra.run.dir=R"])
+    monkeypatch.setattr(sys, "argv", ["ssrl-train", *TINY, "checkpoint_every_minutes=0", "hydra.run.dir=R"])
     with pytest.raises(SystemExit) as exit_info:
         ssrl_train.main()
     assert exit_info.value.code == 1
@@ -103,3 +120,38 @@ def test_a_full_disk_is_one_line_with_no_temporary_file_left(tmp_path, monkeypat
     summary = read_summary(run)
     assert summary["status"] == "failed" and summary["error"].startswith(line) and "bytes are free" in summary["error"]
     assert needed[0] > 10**6  # the whole checkpoint's bytes, not the 1000 written
+
+
+class Clock:
+    """A PeriodicCheckpoint's world, without training: the minutes on the clock, the saves asked for."""
+
+    def __init__(self, log_every: int) -> None:
+        self.minutes, self.saves = 0.0, 0
+        self.trainer = SimpleNamespace(
+            log_every_n_steps=log_every,
+            accumulate_grad_batches=1,
+            should_stop=False,
+            strategy=SimpleNamespace(broadcast=lambda obj, src: obj),
+            save_checkpoint=lambda path, weights_only: setattr(self, "saves", self.saves + 1),
+        )
+        self.module = SimpleNamespace(batches_trained=0)
+
+    def read(self) -> float:
+        return 60.0 * self.minutes
+
+
+@pytest.mark.parametrize(
+    ("every", "log_every", "expected"), [(10, 1, [10, 20, 30]), (10, 4, [12, 24]), (0, 4, list(range(1, 31)))]
+)
+def test_checkpoints_fall_on_the_first_check_past_the_interval(monkeypatch, every, log_every, expected):
+    """A batch a minute for 30 minutes, a checkpoint every 10: the clock is checked on every
+    log_every_n_steps-th batch, so with 4 the first checkpoint falls on batch 12 (the first check at or
+    past 10 minutes) and the next 10 minutes after it; every_minutes=0 writes after every batch."""
+    world = Clock(log_every)
+    monkeypatch.setattr(PeriodicCheckpoint, "clock", staticmethod(world.read))
+    callback = PeriodicCheckpoint(None, every)
+    callback.on_train_start(world.trainer, world.module)
+    for batch in range(30):
+        world.minutes = world.module.batches_trained = batch + 1
+        callback.on_train_batch_end(world.trainer, world.module, None, None, batch)
+    assert callback.saved == expected and world.saves == len(expected)

@@ -32,7 +32,12 @@ def train_sdmi(cfg, rank: int, world: int) -> dict[str, torch.Tensor]:
     a stand-in for the trainer (backward is plain autograd; logging is off)."""
     torch.manual_seed(0)
     model = SDMI(cfg, num_classes=4).eval()
-    model._trainer = SimpleNamespace(strategy=SimpleNamespace(model=model), global_rank=rank, current_epoch=0)
+    model._trainer = SimpleNamespace(
+        strategy=SimpleNamespace(model=model),
+        global_rank=rank,
+        current_epoch=0,
+        _logger_connector=SimpleNamespace(should_update_logs=False),
+    )
     model.manual_backward = lambda loss: loss.backward()
     model.log = lambda *args, **kwargs: None
     model.total_batches = BATCHES

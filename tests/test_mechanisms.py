@@ -62,14 +62,15 @@ def fit_recording_phases(cfg):
     moves, online_buffers_changed, last_e = [], [], {}
     update = model._update
 
-    def recording_update(optimizer, loss):
+    def recording_update(optimizer, loss, *statistics):
         before = {k: snapshot(m) for k, m in parts.items()}
-        update(optimizer, loss)
+        applied = update(optimizer, loss, *statistics)
         moves.append({k for k, m in parts.items() if not same(before[k], m)})
         if "online" in moves[-1]:
             last_e["buffers"] = snapshot(model.online, buffers=True)
         elif "buffers" in last_e:
             online_buffers_changed.append(not same(last_e["buffers"], model.online, buffers=True))
+        return applied
 
     model._update = recording_update
     two_batch_trainer().fit(model, data)

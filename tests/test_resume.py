@@ -18,8 +18,15 @@ import pytest
 from tests.conftest import TINY, ssrl_train
 from tests.folders import FOLDER_ARGS, image_folder, without_data
 
-# 4 batches an epoch, 3 epochs, a checkpoint every 2 batches: the first lands mid-epoch.
-ARGS = [*TINY, "trainer.limit_train_batches=4", "trainer.max_epochs=3", "checkpoint_every_n_steps=2"]
+# 4 batches an epoch, 3 epochs, a checkpoint every 2 batches: the first lands mid-epoch. (The clock is
+# checked on every log_every_n_steps-th batch; 0.0001 minutes have always passed by the next check.)
+ARGS = [
+    *TINY,
+    "trainer.limit_train_batches=4",
+    "trainer.max_epochs=3",
+    "trainer.log_every_n_steps=2",
+    "checkpoint_every_minutes=0.0001",
+]
 SAME = ("probe_acc", "knn_acc", "mi", "effective_rank", "embedding_std", "steps", "epochs", "history", "collapsed")
 
 
@@ -261,7 +268,7 @@ def test_logging_and_launcher_fields_may_change(finished):
     """Fields that do not change what the run computes: the finished run is reported, not redone."""
     cwd, run, _ = finished
     before = (run / "summary.json").read_bytes()
-    allowed = ["trainer.log_every_n_steps=2", "checkpoint_every_n_steps=7", "data.num_workers=0", "logger=csv"]
+    allowed = ["trainer.log_every_n_steps=2", "checkpoint_every_minutes=7", "data.num_workers=0", "logger=csv"]
     result = ssrl_train(*TINY, *allowed, "hydra.run.dir=R", cwd=cwd)
     assert "R is already completed" in result.stdout
     assert (run / "summary.json").read_bytes() == before

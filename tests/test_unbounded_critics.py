@@ -49,5 +49,6 @@ def test_following_the_advice_trains_the_dot_critic_finitely(config, tmp_path):
 )
 def test_a_non_finite_loss_names_what_bounds_the_critics_scores(config, critic, advice):
     model = JMI(config(f"estimator.critic={critic}"), num_classes=4)
+    assert model.update_allowed(torch.tensor(float("nan")), [])  # noted on the device, stopped where read
     with pytest.raises(FloatingPointError, match=f"lower optim.lr, {advice}, or set on_nonfinite_loss=skip"):
-        model.finite(torch.tensor(float("nan")))
+        model.raise_if_nonfinite()

@@ -112,9 +112,12 @@ class InMemoryBatches(ResumableBatches):
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
 
+    def _order(self) -> Tensor:
+        """The epoch's order, moved to the images' device once per epoch: no batch copies its index."""
+        return super()._order().to(self.images.device)
+
     def _load(self, batches: list[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
         for index in batches:
-            index = index.to(self.images.device)
             yield self.images[index], self.labels[index]
 
 

@@ -100,16 +100,22 @@ def _per_sample(v: Tensor) -> Tensor:
     return v.view(-1, 1, 1, 1)
 
 
-def _hue_matrices(hue: Tensor) -> Tensor:
-    """(n, 3, 3) RGB -> RGB rotations of the chroma plane by 2*pi*hue in YIQ space."""
-    to_yiq = _RGB_TO_YIQ.to(hue.device, hue.dtype)
+def yiq_pair() -> Tensor:
+    """(2, 3, 3): the RGB -> YIQ matrix and its inverse, built once (``BatchedViews`` keeps them as a
+    buffer on the model's device, so no view builds, copies or inverts a matrix)."""
+    return torch.stack([_RGB_TO_YIQ, torch.linalg.inv(_RGB_TO_YIQ)])
+
+
+def _hue_matrices(hue: Tensor, yiq: Tensor) -> Tensor:
+    """(n, 3, 3) RGB -> RGB rotations of the chroma plane by 2*pi*hue in YIQ space; ``yiq`` from ``yiq_pair``."""
+    to_yiq, from_yiq = yiq.to(hue.dtype).unbind(0)
     angle = 2 * math.pi * hue
     rot = torch.zeros(len(hue), 3, 3, device=hue.device, dtype=hue.dtype)
     rot[:, 0, 0] = 1
     rot[:, 1, 1] = rot[:, 2, 2] = torch.cos(angle)
     rot[:, 1, 2] = -torch.sin(angle)
     rot[:, 2, 1] = torch.sin(angle)
-    return torch.linalg.inv(to_yiq) @ rot @ to_yiq
+    return from_yiq @ rot @ to_yiq
 
 
 def _factor(n: int, strength: float, apply: Tensor, g: torch.Generator) -> Tensor:
@@ -119,9 +125,17 @@ def _factor(n: int, strength: float, apply: Tensor, g: torch.Generator) -> Tenso
 
 
 def color_jitter(
-    x: Tensor, p: float, brightness: float, contrast: float, saturation: float, hue: float, g: torch.Generator
+    x: Tensor,
+    p: float,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    g: torch.Generator,
+    yiq: Tensor,
 ) -> Tensor:
-    """With probability p per sample: brightness, contrast, saturation factors ~ U(1 -+ s), hue ~ U(-+ hue)."""
+    """With probability p per sample: brightness, contrast, saturation factors ~ U(1 -+ s), hue ~ U(-+ hue);
+    ``yiq`` from ``yiq_pair``, on x's device."""
     n = len(x)
     apply = _chance(n, p, g)
     x = (x * _per_sample(_factor(n, brightness, apply, g))).clamp(0, 1)
@@ -132,7 +146,7 @@ def color_jitter(
         x = (s * x + (1 - s) * _luma(x)).clamp(0, 1)
         if hue > 0:
             shift = torch.where(apply, _uniform(n, -hue, hue, g), torch.zeros(n, device=x.device))
-            x = torch.einsum("nij,njhw->nihw", _hue_matrices(shift), x).clamp(0, 1)
+            x = torch.einsum("nij,njhw->nihw", _hue_matrices(shift, yiq), x).clamp(0, 1)
     return x
 
 
@@ -162,6 +176,7 @@ class BatchedViews(nn.Module):
         self.size = size
         self.register_buffer("mean", torch.tensor(list(recipe.mean)[:channels]).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(recipe.std)[:channels]).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("yiq", yiq_pair(), persistent=False)
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
@@ -184,7 +199,7 @@ class BatchedViews(nn.Module):
         else:
             x = _where(_chance(n, r.flip_p, g), x.flip(-1), x)
         if r.jitter_p > 0:
-            x = color_jitter(x, r.jitter_p, r.brightness, r.contrast, r.saturation, r.hue, g)
+            x = color_jitter(x, r.jitter_p, r.brightness, r.contrast, r.saturation, r.hue, g, self.yiq)
         if r.grayscale_p > 0 and x.shape[1] == 3:
             x = _where(_chance(n, r.grayscale_p, g), _luma(x).expand_as(x), x)
         if r.blur_p[index] > 0:

@@ -6,6 +6,7 @@ is the paradigm's choice (``branch_b``). The critic scores branch A's embeddings
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,12 +17,15 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ssrl.data.views import BatchedViews, seed_of
+from ssrl.distributed import all_agree
 from ssrl.evaluation import collapse
 from ssrl.mi.critics import UNBOUNDED, Critic
 from ssrl.mi.estimators import bound_values, mi_estimates
 from ssrl.mi.objective import MIObjective, Step
 from ssrl.nets.backbones import build_backbone
 from ssrl.nets.heads import Encoder, mlp
+from ssrl.nets.statistics import SavedStatistics
+from ssrl.paradigms.finite import FirstNonFinite, gradients_finite
 from ssrl.paradigms.optim import build_optimizer, build_schedule
 
 
@@ -64,6 +68,7 @@ class MIParadigm(pl.LightningModule):
         self.history: list[dict[str, Any]] = []
         self.batches_trained = 0
         self.skipped_steps = 0
+        self._first_nonfinite = FirstNonFinite()
         self.total_batches = 0  # batches the run trains, set with the schedules
         self._val: dict[str, list] = {}
 
@@ -117,7 +122,7 @@ class MIParadigm(pl.LightningModule):
 
     def log_step(self, step: Step) -> None:
         """The loss, its terms, and the MI in nats (DV, InfoNCE) on the same scores."""
-        self.log("train/loss", step.loss, prog_bar=True)
+        self.log("train/loss", step.loss)  # not on the progress bar: that reads it every batch
         self.log("train/joint", step.terms.joint)
         self.log("train/marginal", step.terms.marginal)
         for name, value in mi_estimates(step.scores).items():
@@ -125,22 +130,54 @@ class MIParadigm(pl.LightningModule):
         if self.objective.surrogate is None:  # the training estimator's own J - M, in its own units
             self.log(f"train/bound/{self.cfg.estimator.name}", step.terms.estimate)
 
-    def finite(self, loss: Tensor) -> bool:
-        """Whether to apply this update. A non-finite loss stops the run with a clear message, or,
-        with on_nonfinite_loss=skip, its update is skipped and counted (train/skipped_steps)."""
-        if torch.isfinite(loss):
+    def update_allowed(self, loss: Tensor, parameters: Iterable[nn.Parameter]) -> bool:
+        """Whether to apply the update of ``loss`` (after its backward pass, before the optimizer step);
+        ssrl.paradigms.finite gives the two policies. stop: the loss is noted on the device and the
+        answer is True without a host sync (``raise_if_nonfinite`` stops the run). skip: False when the
+        loss or a gradient of ``parameters`` is non-finite on any process; the update is then counted in
+        train/skipped_steps and its caller leaves weights and optimizer state as they are."""
+        if self.cfg.on_nonfinite_loss != "skip":
+            self._first_nonfinite.note(loss, self.current_epoch, self.batches_trained)
             return True
-        if self.cfg.on_nonfinite_loss == "skip":
-            self.skipped_steps += 1
-            self.log("train/skipped_steps", float(self.skipped_steps))
-            return False
+        if bool(all_agree(torch.isfinite(loss.detach()).all() & gradients_finite(parameters))):
+            return True
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        return False
+
+    def statistics(self, *modules: nn.Module | None) -> SavedStatistics:
+        """The BatchNorm statistics of ``modules`` as they are now, for an update that
+        ``update_allowed`` skips to put back (its forward passes moved them); with on_nonfinite_loss=stop
+        no update is skipped and nothing is saved."""
+        return SavedStatistics(*(modules if self.cfg.on_nonfinite_loss == "skip" else ()))
+
+    def raise_if_nonfinite(self) -> None:
+        """Stop the run with a clear message when a loss noted by ``update_allowed`` was non-finite (one
+        host sync); called where the host waits anyway: batches that log, epoch ends, checkpoints."""
+        first = self._first_nonfinite.read()
+        if first is None:
+            return
+        epoch, batch, value = first
         # what bounds the scores: tau for the cosine critic; the step size for an unbounded one (ssrl.validate)
         unbounded = self.objective.critic.kind in UNBOUNDED
         bound = "lower trainer.gradient_clip_val" if unbounded else "raise estimator.tau"
         raise FloatingPointError(
-            f"the training loss is {loss.item()} in epoch {self.current_epoch}, "
-            f"batch {self.batches_trained} of the run: lower optim.lr, {bound}, or set on_nonfinite_loss=skip"
+            f"the training loss is {value} in epoch {epoch}, "
+            f"batch {batch} of the run: lower optim.lr, {bound}, or set on_nonfinite_loss=skip"
         )
+
+    def log_sparse(self, name: str, value: float) -> None:
+        """Log a host number only on the batches whose scalars Lightning writes (trainer.log_every_n_steps):
+        each call of self.log with a Python number copies it to the device and waits for the copy."""
+        if self.trainer._logger_connector.should_update_logs:
+            self.log(name, value)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.trainer._logger_connector.should_update_logs:  # the host syncs on this batch anyway
+            self.raise_if_nonfinite()
+
+    def on_train_epoch_end(self) -> None:
+        self.raise_if_nonfinite()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # counted before the step, so that a checkpoint written after it (callbacks' on_train_batch_end
@@ -265,6 +302,7 @@ class MIParadigm(pl.LightningModule):
 
     # ----------------------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.raise_if_nonfinite()  # no checkpoint holds the weights of a run that has to stop
         checkpoint["ssrl"] = {
             "history": self.history,
             "batches_trained": self.batches_trained,

@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
 from ssrl.distributed import average_gradients
 from ssrl.mi.objective import Step
+from ssrl.nets.statistics import SavedStatistics
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.optim import ema_momentum
 
@@ -63,25 +63,19 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
 def batchnorm_statistics_kept(*modules: nn.Module | None) -> Iterator[None]:
     """Forward passes inside use batch statistics as usual, but leave every BatchNorm's running
     statistics (and its count) as they were."""
-    saved = [
-        (buffer, buffer.clone())
-        for module in modules
-        if module is not None
-        for m in module.modules()
-        if isinstance(m, _BatchNorm)
-        for buffer in m.buffers()
-    ]
+    saved = SavedStatistics(*modules)
     try:
         yield
     finally:
-        for buffer, value in saved:
-            buffer.copy_(value)
+        saved.restore()
 
 
 class SDMI(MIParadigm):
     def __init__(self, cfg: DictConfig, num_classes: int) -> None:
         super().__init__(cfg, num_classes)
         self.automatic_optimization = False
+        self._pending: tuple[Tensor, tuple[SavedStatistics, ...]] | None = None  # _update's, for the hook
+        self._allowed = True
         p = cfg.paradigm
         if p.shared_weights:
             self.target = None
@@ -142,26 +136,31 @@ class SDMI(MIParadigm):
         self.count_batch_as_one_step()
 
     def _train_batch(self, batch: Any, batch_idx: int, optimizers: list) -> bool:
-        """The batch's updates; False when a non-finite loss skipped them (on_nonfinite_loss=skip)."""
+        """The batch's updates; False when a non-finite update was skipped (on_nonfinite_loss=skip),
+        and with it the rest of the batch's updates. A skipped update also puts back the BatchNorm
+        statistics its forward passes moved: an E-step's, those of the online encoder and predictor since
+        that E-step began and the target's since the batch began (the batch's target update is skipped
+        with it); an M-step's, the target's since the forward pass that M-step differentiates."""
         p = self.cfg.paradigm
         xa, xb, labels = self.training_views(batch, batch_idx)
         views = (xa, xb)
         targets = None
+        target_stats = self.statistics(self.target)
         for k in range(p.e_steps):  # E-step: theta moves, xi held fixed by SG
+            online_stats = self.statistics(self.online, self.predictor)
             loss, step, online, targets = self._e_step(views, targets)
-            if not self.finite(loss):
-                return False
             if k == 0:
                 self.log_step(step)
                 loss = loss + self.probe_loss(online[0][0], labels)
-            self._update(optimizers[0], loss)
+            if not self._update(optimizers[0], loss, online_stats, target_stats):
+                return False
 
         if not self.m_step_by_gradient:
             if self.target is not None:  # EMA, at the momentum of this batch's index
                 k = self.batches_trained - 1
                 momentum = ema_momentum(k, self.total_batches, p.ema_momentum, p.ema_momentum_end)
                 ema_update(self.target, self.online, momentum)
-                self.log("train/ema_momentum", momentum)
+                self.log_sparse("train/ema_momentum", momentum)
             return True
         if p.refresh:
             with torch.no_grad(), batchnorm_statistics_kept(self.online, self.predictor):
@@ -170,31 +169,47 @@ class SDMI(MIParadigm):
             fixed = {i: o[2].detach() for i, o in online.items()}
         for k in range(p.m_steps):  # M-step: xi moves, theta held fixed by SG
             if k > 0:
+                target_stats = self.statistics(self.target)
                 targets = self._targets(views, set(targets), online={})
             loss, _ = self._phase_loss(fixed, targets)
-            if not self.finite(loss):
+            if not self._update(optimizers[1], loss, target_stats):
                 return False
-            self._update(optimizers[1], loss)
         self.log("train/m_step_loss", loss)
         return True
 
-    def _update(self, optimizer: Any, loss: Tensor) -> None:
-        """One optimizer step. Under DDP the gradients are averaged here, for this optimizer's
-        parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI
-        runs several, each reaching one block. trainer.gradient_clip_val clips this update's gradient
-        (of this optimizer's parameters) after the averaging (``on_before_optimizer_step``)."""
+    def _update(self, optimizer: Any, loss: Tensor, *statistics: SavedStatistics) -> bool:
+        """One optimizer step on ``loss``, unless ``update_allowed`` refuses it: then False, weights and
+        optimizer state untouched, and ``statistics`` (BatchNorm statistics saved before the update's
+        forward passes) put back. Under DDP the gradients are averaged here, for this optimizer's
+        parameters only: DDP's own synchronisation expects one backward pass per forward, and SDMI runs
+        several, each reaching one block. The decision and trainer.gradient_clip_val's clip come after
+        the averaging, in ``on_before_optimizer_step``."""
         optimizer.zero_grad()
         model = self.trainer.strategy.model
         with model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext():
             self.manual_backward(loss)
         average_gradients(p for group in optimizer.optimizer.param_groups for p in group["params"])
-        optimizer.step()  # clipped in on_before_optimizer_step
+        self._pending, self._allowed = (loss, statistics), True
+        optimizer.step()  # decided and clipped in on_before_optimizer_step
+        return self._allowed
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
-        """trainer.gradient_clip_val, applied by SDMI itself (Lightning does not clip under manual
-        optimization). Lightning calls this hook inside ``optimizer.step()``, after precision=16-mixed's
-        loss scaler has unscaled the gradients, so the clip sees their true norm; clipped before the step,
-        they were still multiplied by the loss scale (8192: a norm of 2.7e5 for a true 33, issue 23)."""
+        """Whether ``_update``'s step is applied (``update_allowed``), then trainer.gradient_clip_val,
+        applied by SDMI itself (Lightning does not clip under manual optimization). Lightning calls this
+        hook inside ``optimizer.step()``, after precision=16-mixed's loss scaler has unscaled the
+        gradients, so both see the true gradients; clipped before the step, they were still multiplied by
+        the loss scale (8192: a norm of 2.7e5 for a true 33, issue 23), and a scaled overflow would be
+        skipped without the scaler lowering its scale. A refused step drops every gradient, so the
+        optimizer leaves each parameter and its state as they are."""
+        (loss, statistics), self._pending = self._pending, None
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if not self.update_allowed(loss, params):
+            self._allowed = False
+            for p in params:
+                p.grad = None
+            for saved in statistics:
+                saved.restore()
+            return
         clip = self.cfg.trainer.gradient_clip_val
         if clip:
             self.clip_gradients(

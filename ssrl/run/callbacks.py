@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,28 +62,37 @@ def gradients_settled(trainer: pl.Trainer, batch_idx: int) -> bool:
 
 
 class PeriodicCheckpoint(pl.Callback):
-    """Writes the checkpoint every ``every_n_batches`` batches trained, counted by the paradigm
-    (``batches_trained``: every training batch, whether its update was applied, skipped as non-finite or
-    accumulated), not by Lightning's optimizer steps, which SDMI takes several of per batch, a skipped
-    update none of, and accumulation one per k batches. When a multiple of n falls inside an accumulation
-    window, the checkpoint waits for the window's last batch. ``saved`` lists the batch counts written."""
+    """Writes the checkpoint once ``every_minutes`` of training have passed since the last one (or since
+    training started or resumed); 0 writes it after every batch. The job also writes it at the end and
+    StopOnSignal on a stop signal. The clock is read on every trainer.log_every_n_steps-th batch trained
+    (counted by the paradigm, ``batches_trained``) and, under DDP, rank 0's answer is broadcast there, on
+    batches that synchronise for logging anyway; with 0 no clock is read and nothing is broadcast. A
+    checkpoint due inside an accumulation window waits for the window's last batch. ``saved`` lists the
+    batch counts written."""
 
-    def __init__(self, checkpoint: Path, every_n_batches: int) -> None:
-        self.checkpoint, self.every = checkpoint, every_n_batches
-        self.due, self.saved = every_n_batches, []
+    clock = staticmethod(time.monotonic)  # seconds; tests replace it
 
-    def _next_due(self, done: int) -> int:
-        return (done // self.every + 1) * self.every
+    def __init__(self, checkpoint: Path, every_minutes: float) -> None:
+        self.checkpoint, self.every_s = checkpoint, 60.0 * every_minutes
+        self.last, self.pending, self.saved = 0.0, False, []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        self.due = self._next_due(pl_module.batches_trained)  # a resumed run goes on from its count
+        self.last, self.pending = self.clock(), False
+
+    def _due(self, trainer: pl.Trainer, pl_module: Any) -> bool:
+        if self.every_s == 0:
+            return True
+        if pl_module.batches_trained % trainer.log_every_n_steps:
+            return False
+        now = self.clock()
+        return bool(trainer.strategy.broadcast(now - self.last >= self.every_s, src=0))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        done = pl_module.batches_trained
-        if done >= self.due and gradients_settled(trainer, batch_idx) and not trainer.should_stop:
+        self.pending = self.pending or self._due(trainer, pl_module)
+        if self.pending and gradients_settled(trainer, batch_idx) and not trainer.should_stop:
             trainer.save_checkpoint(self.checkpoint, weights_only=False)
-            self.saved.append(done)
-            self.due = self._next_due(done)
+            self.saved.append(pl_module.batches_trained)
+            self.last, self.pending = self.clock(), False
 
 
 def stop_signals() -> tuple[signal.Signals, ...]:

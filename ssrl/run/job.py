@@ -69,7 +69,7 @@ def build_trainer(
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k not in skip}
     if devices is not None:
         kwargs["devices"] = devices
-    checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_n_steps)
+    checkpoint = PeriodicCheckpoint(run_dir / CHECKPOINT, cfg.checkpoint_every_minutes)
     return pl.Trainer(
         **kwargs,
         logger=loggers.build_loggers(cfg.logger, run_dir, place.name, place),

@@ -24,7 +24,7 @@ from ssrl.run.summary import read_summary
 #: Fields (or whole groups) that may differ between a run and its resumption.
 MAY_CHANGE = (
     "resume",
-    "checkpoint_every_n_steps",
+    "checkpoint_every_minutes",
     "expected",
     "comparisons",
     "logger",

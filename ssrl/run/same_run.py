@@ -23,7 +23,7 @@ from typing import Any
 from ssrl.run.summary import read_summary
 
 #: Top-level fields that never change what a run computes.
-NOT_RESULT = ("logger", "resume", "checkpoint_every_n_steps", "expected", "comparisons")
+NOT_RESULT = ("logger", "resume", "checkpoint_every_minutes", "expected", "comparisons")
 #: Trainer fields that only change what is shown.
 NOT_RESULT_TRAINER = ("enable_progress_bar", "log_every_n_steps")
 JOINT_ONLY = ("cos_dv", "infonce", "nwj")
