@@ -54,28 +54,35 @@ from ssrl.paradigms.optim import ema_momentum
 
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """xi <- m * xi + (1 - m) * theta for every parameter; buffers (BatchNorm statistics) untouched."""
-    for xi, theta in zip(target.parameters(), online.parameters(), strict=True):
-        xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)
+    """xi <- m * xi + (1 - m) * theta for every parameter; buffers (BatchNorm statistics) untouched.
+    Two multi-tensor (``torch._foreach_*``) kernels for the whole model rather than two per tensor;
+    the two modules must have the same parameters (a RuntimeError otherwise)."""
+    xis = list(target.parameters())
+    torch._foreach_mul_(xis, momentum)
+    torch._foreach_add_(xis, [theta.detach() for theta in online.parameters()], alpha=1.0 - momentum)
 
 
 @contextmanager
 def batchnorm_statistics_kept(*modules: nn.Module | None) -> Iterator[None]:
     """Forward passes inside use batch statistics as usual, but leave every BatchNorm's running
     statistics (and its count) as they were."""
-    saved = [
-        (buffer, buffer.clone())
+    buffers = [
+        buffer
         for module in modules
         if module is not None
         for m in module.modules()
         if isinstance(m, _BatchNorm)
         for buffer in m.buffers()
     ]
+    if not buffers:
+        yield
+        return
+    saved = [torch.empty_like(buffer) for buffer in buffers]
+    torch._foreach_copy_(saved, buffers)  # one multi-tensor copy each way, not one kernel per buffer
     try:
         yield
     finally:
-        for buffer, value in saved:
-            buffer.copy_(value)
+        torch._foreach_copy_(buffers, saved)
 
 
 class SDMI(MIParadigm):
