@@ -59,7 +59,7 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     the two modules must have the same parameters (a RuntimeError otherwise)."""
     xis = list(target.parameters())
     torch._foreach_mul_(xis, momentum)
-    torch._foreach_add_(xis, [theta.detach() for theta in online.parameters()], alpha=1.0 - momentum)
+    torch._foreach_add_(xis, list(online.parameters()), alpha=1.0 - momentum)  # no graph: under no_grad
 
 
 @contextmanager
