@@ -198,17 +198,10 @@ MUTANTS = [
         ("tests/test_ddp.py",),
     ),
     Mutant(
-        "compile-leaves-the-target-eager",
+        "compile-ignored",
         "ssrl/paradigms/base.py",
-        "for encoder in (self.online, self.target):",
-        "for encoder in (self.online,):",
-        ("tests/test_compile.py",),
-    ),
-    Mutant(
-        "compile-with-static-shapes",
-        "ssrl/paradigms/base.py",
-        "                    encoder.compile()",
-        "                    encoder.compile(dynamic=False)",
+        "self.online.compile()",
+        "pass",
         ("tests/test_compile.py",),
     ),
     Mutant(

@@ -145,10 +145,8 @@ def bare_images_per_second(
     elif kind == "ema":
         target = AveragedModel(online, multi_avg_fn=get_ema_multi_avg_fn(p.ema_momentum), use_buffers=True)
         target.requires_grad_(False)
-    if t.compile:  # as ssrl compiles: both encoders
-        for encoder in (online, target):
-            if encoder is not None:
-                encoder.compile()
+    if t.compile:  # as ssrl compiles: the online encoder
+        online.compile()
     tau, o = cfg.estimator.tau, cfg.optim
 
     def sgd(module: torch.nn.Module) -> torch.optim.Optimizer:

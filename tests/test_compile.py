@@ -1,13 +1,14 @@
-"""trainer.compile=true compiles both encoders (the online one and branch B's own), and a short run keeps
-a bounded number of graphs: both encoders share one code object (the encoder's ``forward``), whose
-graphs count against dynamo's recompile limit (8), past which dynamo runs the function eagerly without
-saying so. The backend is "eager" (dynamo's tracing and guards without code generation), so the counts
-are those of any backend on this torch.
+"""trainer.compile=true compiles the online encoder, and a short run keeps a bounded number of graphs:
+they count against dynamo's recompile limit (8) on the encoder's ``forward``, past which dynamo runs it
+eagerly without saying so. The backend is "eager" (dynamo's tracing and guards without code
+generation), so the counts are those of any backend on this torch.
 
 The run: the pre-fit validation batch, 2 training batches, then validation with its partial last batch
-(41 val images in batches of 32). Graphs, per grad mode x train/eval mode x parameters' requires_grad:
-JMI 3 (train with grad, train without (the MI probe's views), eval); SDMI-EMA 6 (those 3 for the online
-encoder, 3 more for the target, whose parameters do not require grad)."""
+(41 val images in batches of 32). Graphs: eval at batch 32, training with grad, eval on the partial
+batch (the batch size made dynamic); SDMI's refresh pass (training mode without grad) adds one. A full
+tiny ``ssrl-train`` run adds the untrained evaluation (inference mode), the MI probe and the export: 7
+graphs for SDMI-EMA (docs/benchmarks.md). SDMI's target stays eager: compiled too, it shares the code
+object, and that full run reached the limit (8 graphs, then eager)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from torch._dynamo.utils import counters
 
 from tests.test_mechanisms import build
 
-GRAPHS = {"jmi": 3, "sdmi-ema": 6}
-OVERRIDES = {"jmi": ["paradigm=jmi"], "sdmi-ema": ["paradigm=sdmi", "predictor=mlp", "paradigm.target_update=ema"]}
+GRAPHS = {"jmi": 3, "sdmi": 4}
+OVERRIDES = {"jmi": ["paradigm=jmi"], "sdmi": ["paradigm=sdmi", "predictor=mlp", "paradigm.refresh=true"]}
 
 
 @pytest.mark.parametrize("form", list(GRAPHS))
@@ -45,7 +46,5 @@ def test_a_compiled_run_stays_within_its_graphs(config, monkeypatch, form):
         graphs = counters["stats"]["unique_graphs"]
     finally:
         torch._dynamo.reset()
-    encoders = [m for m in (model.online, model.target) if m is not None]
-    assert all(m._compiled_call_impl is not None for m in encoders)  # both encoders compiled
-    assert len(encoders) == (2 if form == "sdmi-ema" else 1)
+    assert model.online._compiled_call_impl is not None
     assert graphs == GRAPHS[form] < torch._dynamo.config.recompile_limit

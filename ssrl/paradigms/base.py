@@ -57,7 +57,6 @@ class MIParadigm(pl.LightningModule):
         self.online, feature_dim = build_encoder(cfg.backbone)
         dim = cfg.backbone.projector_dim
         self.predictor = mlp(dim, cfg.predictor.hidden_dim, dim) if cfg.predictor.name == "mlp" else None
-        self.target: nn.Module | None = None  # branch B's own encoder, set by a paradigm that has one
         self.objective = build_objective(cfg)
         self.views = BatchedViews(cfg.data.views, cfg.data.image_size, cfg.data.channels)
         self.probe = nn.Linear(feature_dim, num_classes)
@@ -190,10 +189,8 @@ class MIParadigm(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if self.cfg.trainer.channels_last:
             self.to(memory_format=torch.channels_last)
-        if self.cfg.trainer.compile:  # both encoders: the online one and branch B's own, where there is one
-            for encoder in (self.online, self.target):
-                if encoder is not None:
-                    encoder.compile()
+        if self.cfg.trainer.compile:
+            self.online.compile()
 
     # ----------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
