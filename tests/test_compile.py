@@ -6,9 +6,9 @@ generation), so the counts are those of any backend on this torch.
 The run: the pre-fit validation batch, 2 training batches, then validation with its partial last batch
 (41 val images in batches of 32). Graphs: eval at batch 32, training with grad, eval on the partial
 batch (the batch size made dynamic); SDMI's refresh pass (training mode without grad) adds one. A full
-tiny ``ssrl-train`` run adds the untrained evaluation (inference mode), the MI probe and the export: 7
-graphs for SDMI-EMA (docs/benchmarks.md). SDMI's target stays eager: compiled too, it shares the code
-object, and that full run reached the limit (8 graphs, then eager)."""
+tiny ``ssrl-train`` run adds the untrained evaluation (inference mode), the MI probe and the export:
+6 graphs for SDMI (docs/benchmarks.md). SDMI's target stays eager: compiled too, it shares the code
+object, and a full SDMI-EMA run reached the limit (8 graphs, then eager)."""
 
 from __future__ import annotations
 
