@@ -14,9 +14,13 @@ batches (two random-resized crops of each whole image, 224x224) through every de
 has (PIL in workers, torchvision's decode_jpeg in workers, nvJPEG on a CUDA device). Peak memory last.
 Runs on the CPU here and on a GPU unchanged.
 
-    python scripts/bench.py                                   # digits (8x8), batch 256
-    python scripts/bench.py --data cifar --batch 512          # CIFAR-shaped (32x32x3) synthetic images
+    python scripts/bench.py                                   # quick: digits (8x8), batch 64, 3 x 4 batches
+    python scripts/bench.py --long                            # the full one: batch 256, 5 x 8 batches
+    python scripts/bench.py --long --data cifar --batch 512   # CIFAR-shaped (32x32x3) synthetic images
     python scripts/bench.py --parts folders                   # image-folder decoding only
+
+The quick defaults finish in a few minutes on 2 CPU cores; --long sets the full sizes (each option
+given explicitly wins over both).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ from throughput import (  # noqa: E402  (a sibling script module)
 from ssrl.data.module import SSLDataModule  # noqa: E402
 
 PARTS = ("training", "views", "folders")
+#: Sizes of the quick default and of --long, for the options not given on the command line.
+QUICK = {"batch": 64, "steps": 4, "warmup": 1, "repeats": 3, "folder_images": 64}
+LONG = {"batch": 256, "steps": 8, "warmup": 2, "repeats": 5, "folder_images": 256}
 
 
 def training(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
@@ -107,20 +114,27 @@ def folders(args: argparse.Namespace, device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=list(DATA), default="digits")
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=8, help="timed batches per measurement")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--long", action="store_true", help=f"full sizes {LONG} instead of the quick {QUICK}")
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--steps", type=int, help="timed batches per measurement")
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--repeats", type=int)
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
-    parser.add_argument("--folder-images", type=int, default=256, help="generated JPEGs for the folder part")
+    parser.add_argument("--folder-images", type=int, help="generated JPEGs for the folder part")
     parser.add_argument("--folder-batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1), help="DataLoader workers")
     args = parser.parse_args()
+    for option, value in (LONG if args.long else QUICK).items():
+        if getattr(args, option) is None:
+            setattr(args, option, value)
     parts = args.parts.split(",")
+    if unknown := sorted(set(parts) - set(PARTS)):
+        parser.error(f"--parts: {', '.join(unknown)} unknown; allowed: {', '.join(PARTS)}")
     device = torch.device("cuda" if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; data: {args.data}, batch {args.batch}; torch {torch.__version__}")
+    sizes = f"{'long' if args.long else 'quick'}: {args.repeats} x {args.steps} batches after {args.warmup}"
+    print(f"device: {name}; data: {args.data}, batch {args.batch}; {sizes}; torch {torch.__version__}")
 
     step_seconds = training(args, device) if "training" in parts else {}
     if "views" in parts:

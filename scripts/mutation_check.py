@@ -80,8 +80,8 @@ MUTANTS = [
     Mutant(
         "ema-momentum-inverted",
         "ssrl/paradigms/sdmi.py",
-        "xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)",
-        "xi.mul_(1.0 - momentum).add_(theta.detach(), alpha=momentum)",
+        "torch._foreach_mul_(xis, momentum)",
+        "torch._foreach_mul_(xis, 1.0 - momentum)\n    momentum = 1.0 - momentum",
         (f"{MECH}::test_ema_target_equals_its_closed_form",),
     ),
     Mutant(
@@ -123,8 +123,8 @@ MUTANTS = [
     Mutant(
         "ema-update-copies-the-online-weights",
         "ssrl/paradigms/sdmi.py",
-        "xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)",
-        "xi.copy_(theta)",
+        "torch._foreach_mul_(xis, momentum)",
+        "torch._foreach_mul_(xis, 0.0)\n    momentum = 0.0",
         (f"{MECH}::test_ema_target_equals_its_closed_form",),
     ),
     # ---------------------------------------------------------------- steps counted in batches
@@ -176,6 +176,41 @@ MUTANTS = [
         "average_gradients(p for group",
         "(lambda _: None)(p for group",
         ("tests/test_ddp_sdmi.py",),
+    ),
+    Mutant(
+        "coalesced-average-not-divided-by-world-size",
+        "ssrl/distributed.py",
+        "flat /= size",
+        "pass",
+        ("tests/test_ddp.py",),
+    ),
+    Mutant(
+        "coalesced-average-not-copied-back",
+        "ssrl/distributed.py",
+        "torch._foreach_copy_(grads,",
+        "(lambda *_: None)(grads,",
+        ("tests/test_ddp.py",),
+    ),
+    Mutant(
+        "coalesced-average-one-call-per-gradient",
+        "ssrl/distributed.py",
+        "buckets.setdefault((p.grad.device, p.grad.dtype), []).append(p.grad)",
+        "buckets[id(p)] = [p.grad]",
+        ("tests/test_ddp.py",),
+    ),
+    Mutant(
+        "compile-ignored",
+        "ssrl/paradigms/base.py",
+        "self.online.compile()",
+        "pass",
+        ("tests/test_compile.py",),
+    ),
+    Mutant(
+        "refresh-batchnorm-statistics-not-restored",
+        "ssrl/nets/statistics.py",
+        "torch._foreach_copy_(self.buffers, self.saved)",
+        "pass",
+        (f"{MECH}::test_gradient_target_each_phase_moves_exactly_its_parameters",),
     ),
     # ---------------------------------------------------------------- the MI probe (issue 21, item 1)
     Mutant(

@@ -27,14 +27,26 @@ def gather_with_grad(x: Tensor) -> Tensor:
 
 
 def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
-    """The data-parallel mean of the gradients, for updates made outside DDP's own synchronisation."""
+    """The data-parallel mean of the gradients, for updates made outside DDP's own synchronisation.
+
+    Coalesced: the gradients of each (device, dtype) are flattened into one buffer, summed over the
+    processes in one all-reduce, divided by the world size and copied back (one collective call per
+    update for a float32 model, instead of one per tensor: ~60 for ResNet-18). Parameters without a
+    gradient are left out; every process must hold gradients for the same parameters, in the same order.
+    """
     size = world_size()
     if size == 1:
         return
+    buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
     for p in parameters:
         if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= size
+            buckets.setdefault((p.grad.device, p.grad.dtype), []).append(p.grad)
+    for grads in buckets.values():
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= size
+        parts = flat.split([g.numel() for g in grads])
+        torch._foreach_copy_(grads, [part.view_as(g) for part, g in zip(parts, grads, strict=True)])
 
 
 def all_agree(flag: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """SDMI under data parallelism, on the CPU with 2 gloo processes: two batches of SDMI's own training code
 (E-step, M-step or EMA update, each optimizer's gradients averaged over the processes, the negatives of
-both processes gathered) end with the same weights as one process on the whole batch.
+both processes gathered) end with the same weights as one process on the whole batch, with one
+gradient all-reduce per update (the coalesced average of ssrl.distributed.average_gradients).
 
 BatchNorm runs on its running statistics (eval mode) here: with batch statistics each process would
 normalise its own half batch (SyncBatchNorm, which fixes that, needs a GPU)."""
@@ -56,12 +57,23 @@ def train_sdmi(cfg, rank: int, world: int) -> dict[str, torch.Tensor]:
     return {k: flat_parameters(m) for k, m in parts.items() if m is not None}
 
 
+def counting_all_reduces(cfg, rank: int) -> tuple[dict[str, torch.Tensor], int]:
+    """``train_sdmi`` on this rank, and the number of all-reduce calls it made (the gathers' backward
+    passes use all-to-all, so these are the gradient averages)."""
+    all_reduce, calls = dist.all_reduce, []
+    dist.all_reduce = lambda *args, **kwargs: (calls.append(1), all_reduce(*args, **kwargs))[1]
+    try:
+        return train_sdmi(cfg, rank, WORLD), len(calls)
+    finally:
+        dist.all_reduce = all_reduce
+
+
 def worker(rank: int, cfgs: dict, init_file: str, out: str) -> None:
     from ssrl.run.naming import register_resolvers
 
     register_resolvers()  # the config's interpolations, in this fresh process
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    torch.save({form: train_sdmi(cfg, rank, WORLD) for form, cfg in cfgs.items()}, f"{out}/rank{rank}.pt")
+    torch.save({form: counting_all_reduces(cfg, rank) for form, cfg in cfgs.items()}, f"{out}/rank{rank}.pt")
     dist.barrier()  # neither rank tears the group down while the other still uses it
     dist.destroy_process_group()
 
@@ -70,6 +82,7 @@ FORMS = {
     "gradient-target": ["predictor=mlp", "paradigm.refresh=true"],
     "ema-target": ["predictor=mlp", "paradigm.target_update=ema"],
 }
+UPDATES_PER_BATCH = {"gradient-target": 2, "ema-target": 1}  # E-step and M-step; E-step only
 
 
 def test_sdmi_under_ddp_equals_one_process_on_the_whole_batch(config, tmp_path):
@@ -79,7 +92,9 @@ def test_sdmi_under_ddp_equals_one_process_on_the_whole_batch(config, tmp_path):
     for form, cfg in cfgs.items():
         single = train_sdmi(cfg, 0, 1)
         for rank, results in enumerate(ranks):
-            assert results[form].keys() == single.keys()
+            weights_of_rank, all_reduces = results[form]
+            assert all_reduces == UPDATES_PER_BATCH[form] * BATCHES  # coalesced: one call per update
+            assert weights_of_rank.keys() == single.keys()
             for name, weights in single.items():
                 msg = f"{form}, rank {rank}: {name}"
-                torch.testing.assert_close(results[form][name], weights, rtol=1e-4, atol=1e-6, msg=msg)
+                torch.testing.assert_close(weights_of_rank[name], weights, rtol=1e-4, atol=1e-6, msg=msg)

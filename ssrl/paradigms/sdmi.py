@@ -54,9 +54,12 @@ from ssrl.paradigms.optim import ema_momentum
 
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """xi <- m * xi + (1 - m) * theta for every parameter; buffers (BatchNorm statistics) untouched."""
-    for xi, theta in zip(target.parameters(), online.parameters(), strict=True):
-        xi.mul_(momentum).add_(theta.detach(), alpha=1.0 - momentum)
+    """xi <- m * xi + (1 - m) * theta for every parameter; buffers (BatchNorm statistics) untouched.
+    Two multi-tensor (``torch._foreach_*``) kernels for the whole model rather than two per tensor;
+    the two modules must have the same parameters (a RuntimeError otherwise)."""
+    xis = list(target.parameters())
+    torch._foreach_mul_(xis, momentum)
+    torch._foreach_add_(xis, list(online.parameters()), alpha=1.0 - momentum)  # no graph: under no_grad
 
 
 @contextmanager

@@ -456,7 +456,7 @@ def export_projector(
     with torch.no_grad():
         embeddings, features, labels, images = [], [], [], []
         for x, y in loaders["val"]:
-            f, a = model.branch_a(model.views.clean(x.to(model.device)))
+            f, a = model.branch_a(model._layout(model.views.clean(x.to(model.device))))  # the run's layout
             embeddings.append(a.float().cpu())
             features.append(f.float().cpu())
             labels.append(torch.as_tensor(y).cpu())
