@@ -1115,6 +1115,28 @@ MUTANTS = [
         "    def on_train_epoch_end(self) -> None:\n        pass",
         ("tests/test_train.py::test_non_finite_loss_stops_or_skips",),
     ),
+    # ---------------------------------------------------------------- batched crops on the device (issue 24)
+    Mutant(
+        "batched-crop-reads-the-padding-beyond-an-image",
+        "ssrl/data/folders.py",
+        "[pad[k, :, :h, w] for k, (h, w) in enumerate(sizes)], [pad[k, :, :h, w - 1]",
+        "[pad[k, :, :h, w] for k, (h, w) in enumerate(sizes)], [pad[k, :, :h, w] * 0",
+        ("tests/test_folders.py::test_batched_crops_reach_each_images_own_edges",),
+    ),
+    Mutant(
+        "batched-crop-half-a-pixel-off",
+        "ssrl/data/folders.py",
+        "sampling_ratio=-1, aligned=True)",
+        "sampling_ratio=-1, aligned=False)",
+        ("tests/test_folders.py::test_batched_crops_reach_each_images_own_edges",),
+    ),
+    Mutant(
+        "cuda-path-boxes-from-a-transposed-header",
+        "ssrl/data/folders.py",
+        "self.boxes(epoch, i, *image_size(path))",
+        "self.boxes(epoch, i, *image_size(path)[::-1])",
+        ("tests/test_folders.py::test_the_cuda_path_draws_boxes_in_the_workers_and_crops_a_batch_in_one_call",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

@@ -12,7 +12,7 @@ import torchvision.io
 from PIL import Image
 
 from ssrl.data import folders
-from ssrl.data.folders import FolderCrops, FolderImages, decode_batch
+from ssrl.data.folders import FolderCrops, FolderImages, batched_resized_crops, decode_batch
 
 REAL_DECODE = torchvision.io.decode_jpeg
 
@@ -61,12 +61,14 @@ def test_a_jpeg_the_device_rejects_is_decoded_on_the_cpu_and_named_once(tmp_path
     monkeypatch.setattr(folders, "decode_on", nvjpeg)  # the device's decoder; the CPU's is torchvision's
     recipe = config("data=imagefolder", "data.root=/unused").data.views
     crops = FolderCrops(FolderImages([(p, 0) for p in paths], ["a"], 8, 10, 3), recipe, seed=0, decode="cuda")
-    finish, on_cpu = crops.finish(torch.device("cpu")), FolderCrops(crops.folder, recipe, 0, "cpu")
+    finish = crops.finish(torch.device("cpu"))
+    on_cpu = [folders.decode_tensor(torchvision.io.read_file(p), p, 3) for p in paths]  # data.decode=cpu's
     with caplog.at_level(logging.WARNING, logger="ssrl"):
         for epoch in range(2):
             (a, b), labels = finish(crops.collate([crops[(epoch, 0)], crops[(epoch, 1)]]))
-            cpu = on_cpu.collate([on_cpu[(epoch, i)] for i in (0, 1)])[0]
-            assert torch.equal(a, cpu[0]) and torch.equal(b, cpu[1])  # the same crops as data.decode=cpu
+            boxes = torch.tensor([crops.boxes(epoch, i, 20, 15) for i in (0, 1)])
+            cpu = batched_resized_crops(on_cpu, boxes, 8)
+            assert torch.equal(a, cpu[0]) and torch.equal(b, cpu[1])  # the images data.decode=cpu decodes
     assert calls == [2, 1, 1, 1]  # the batch fails, then file by file; the next epoch sends cmyk.jpg to the CPU
     assert [r.getMessage() for r in caplog.records if "cmyk.jpg" in r.getMessage()] == [
         f"ssrl: decoding on cpu rejects {paths[1]} (nvjpegDecodeBatchedPhaseOne failed); decoded on the CPU instead"
