@@ -42,7 +42,8 @@ def test_failed_job_is_recorded_and_only_it_reruns(tmp_path):
         "data.num_workers=0",
         *[a for a in TINY if not a.startswith("data=")],
     ]
-    ssrl_train(*args, cwd=tmp_path)
+    run = ssrl_train(*args, cwd=tmp_path, check=False)
+    assert run.returncode == 1 and "1 failed job(s)" in run.stderr  # the sweep's exit says a job failed
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     first = summaries(sweep)
     assert len(first) == 2
@@ -51,8 +52,8 @@ def test_failed_job_is_recorded_and_only_it_reruns(tmp_path):
     assert "cannot decode image" in failed["error"] and "0.png" in failed["error"]
     assert "failed" in (sweep / "results.md").read_text()
 
-    rerun = ssrl_train(*args, cwd=tmp_path)
-    assert rerun.stdout.count("already completed") == 1
+    rerun = ssrl_train(*args, cwd=tmp_path, check=False)
+    assert rerun.returncode == 1 and rerun.stdout.count("already completed") == 1
     second = summaries(sweep)
     assert second[next(k for k, s in first.items() if s is done)]["wall_s"] == done["wall_s"]  # not redone
     assert [s["status"] for s in second.values()].count("failed") == 1
