@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proves HERE that scripts/gpu_check.sh installs ssrl offline on a machine like the GPU machine and runs
-# the check there (docs/gpu_machine.md). Run scripts/gpu_wheels.sh first. Minutes on 2 cores (it runs
-# gpu_check.py --smoke), so it is a script, not a test.
+# the check there (docs/gpu_machine.md). Run scripts/gpu_wheels.sh first. About a minute on 2 cores with
+# --smoke (CI runs it: .ci/run), so it is a script, not a test.
 #
 # The GPU machine's Python has torch, torchvision, Lightning, tensorboard, scikit-learn and matplotlib,
 # and no hydra-core, omegaconf or antlr4. This builds that here without copying anything large:
@@ -13,7 +13,8 @@
 #      left in the folder run as they do here);
 #   3. a check that hydra, omegaconf and antlr4 cannot be imported there, and torch can;
 #   4. scripts/gpu_check.sh run with that venv's python3 first on PATH: pip --no-index from wheels/,
-#      then gpu_check.py --smoke, writing to $OUT (default: a temporary folder, removed after).
+#      then gpu_check.py with the arguments given (--smoke where there is no CUDA device), writing to
+#      $OUT (default: a temporary folder, removed after).
 # Extra arguments go to gpu_check.py. Exit status: the check's, or 3 if the setup is not as above.
 set -euo pipefail
 cd "$(dirname "$0")/.."
