@@ -1137,6 +1137,13 @@ MUTANTS = [
         "self.boxes(epoch, i, *image_size(path)[::-1])",
         ("tests/test_folders.py::test_the_cuda_path_draws_boxes_in_the_workers_and_crops_a_batch_in_one_call",),
     ),
+    Mutant(
+        "skip-decided-by-each-process-alone",
+        "ssrl/distributed.py",
+        "dist.all_reduce(agreed, op=dist.ReduceOp.MIN)",
+        "dist.all_reduce(agreed, op=dist.ReduceOp.MAX)",
+        ("tests/test_skip.py::test_under_ddp_every_process_skips_when_any_gradient_is_non_finite",),
+    ),
 ]
 
 SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}

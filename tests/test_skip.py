@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from ssrl.data.module import SSLDataModule
+from ssrl.distributed import all_agree
 from ssrl.run.job import PARADIGMS
 from tests.conftest import compose_config, two_batch_trainer
 
@@ -72,3 +73,29 @@ def test_a_non_finite_gradient_leaves_weights_and_optimizer_state_untouched(para
         assert not unchanged(params, params_after)
         assert unchanged(states[1], states_after[1])
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def agreeing_rank(rank: int, init_file: str, out: str) -> None:
+    """One of 2 gloo processes: rank 1 alone holds a non-finite gradient."""
+    import torch.distributed as dist
+
+    from ssrl.paradigms.finite import gradients_finite
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    weight = torch.nn.Parameter(torch.ones(3))
+    weight.grad = torch.tensor([1.0, float("nan") if rank == 1 else 2.0, 3.0])
+    finite = all_agree(torch.isfinite(torch.tensor(0.5)) & gradients_finite([weight]))
+    torch.save(bool(finite), f"{out}/rank{rank}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_under_ddp_every_process_skips_when_any_gradient_is_non_finite(tmp_path):
+    """Issue 23, break 3, and issue 25, case 7, under DDP: the skip decision is and-ed over the processes
+    (2 gloo processes, a NaN on rank 1 only), so both skip the same update and their weights stay equal.
+    JMI decides in on_before_optimizer_step and its step returns the loss: never None, which Lightning
+    refuses under DDP."""
+    import torch.multiprocessing as mp
+
+    mp.start_processes(agreeing_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="fork")
+    assert [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)] == [False, False]
