@@ -55,22 +55,23 @@ def ssrl_train(*args: str, cwd: Path, timeout: int = 900, check: bool = True):
     return result
 
 
-def two_batch_trainer(batches: int = 2, epochs: int = 1, callbacks: tuple = ()):
+def two_batch_trainer(batches: int = 2, epochs: int = 1, callbacks: tuple = (), **trainer_args):
     """A Lightning Trainer for ``epochs`` of ``batches`` training batches (2 and 1 by default) on the
-    CPU, without validation, logs or checkpoints."""
+    CPU, without validation, logs or checkpoints; ``trainer_args`` add to or replace its arguments."""
     import pytorch_lightning as pl
 
-    return pl.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        limit_train_batches=batches,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
+    args = {
+        "accelerator": "cpu",
+        "max_epochs": epochs,
+        "limit_train_batches": batches,
+        "limit_val_batches": 0,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "callbacks": list(callbacks),
+    }
+    return pl.Trainer(**{**args, **trainer_args})
 
 
 def flat_parameters(module: torch.nn.Module) -> torch.Tensor:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import functools
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch._dynamo.utils import counters
 
+from tests.conftest import two_batch_trainer
 from tests.test_mechanisms import build
 
 GRAPHS = {"jmi": 3, "sdmi": 4}
@@ -31,16 +31,7 @@ def test_a_compiled_run_stays_within_its_graphs(config, monkeypatch, form):
     torch._dynamo.reset()
     counters.clear()
     model, data = build(config(*OVERRIDES[form], "trainer.compile=true"))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        num_sanity_val_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = two_batch_trainer(limit_val_batches=1.0, num_sanity_val_steps=1)  # validation compiles too
     try:
         trainer.fit(model, data)
         graphs = counters["stats"]["unique_graphs"]

@@ -11,6 +11,7 @@ from ssrl.data.module import SSLDataModule
 from ssrl.paradigms.base import MIParadigm
 from ssrl.paradigms.sdmi import SDMI
 from ssrl.run.job import device_defaults
+from tests.conftest import two_batch_trainer
 
 CLIP = MIParadigm.clip_gradients
 
@@ -28,17 +29,7 @@ def clipped_norms(cfg, monkeypatch, plugins: list) -> list[float]:
     pl.seed_everything(0)
     data = SSLDataModule(cfg.data, cfg.seed)
     model = SDMI(cfg, data.num_classes)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=plugins,
-    )
+    trainer = two_batch_trainer(1, plugins=plugins)
     trainer.fit(model, data)
     return norms
 
