@@ -25,12 +25,17 @@ def worker(rank: int, init_file: str, out: str) -> None:
         strategy=DDPStrategy(),
         should_stop=False,
         accumulate_grad_batches=1,
+        log_every_n_steps=5,
         save_checkpoint=lambda path, weights_only: saved.append(str(path)),
     )
     stop = StopOnSignal(out)
     if rank == 0:
         stop._note(signal.SIGUSR2, None)  # what its handler does on SIGUSR2
-    stop.on_train_batch_end(trainer, SimpleNamespace(device=torch.device("cpu")), None, None, 0)
+    for batches_trained in (4, 5):  # only the batch that logs (the 5th) asks the other process
+        module = SimpleNamespace(device=torch.device("cpu"), batches_trained=batches_trained)
+        stop.on_train_batch_end(trainer, module, None, None, batches_trained - 1)
+        if batches_trained == 4:
+            assert not trainer.should_stop and not saved
     torch.save({"stopped": trainer.should_stop, "saved": saved, "signal": stop.signal}, f"{out}/rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()

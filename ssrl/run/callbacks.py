@@ -112,8 +112,9 @@ class NotRequeued(RuntimeError):
 
 def agreed_signal(trainer: pl.Trainer, pl_module: Any, signum: int | None) -> int | None:
     """The stop signal any process has received (the largest number), the same on every process: with
-    several, each checks after every batch, and one that acted alone would wait in the checkpoint's
-    barrier while the others go on into the next batch's collectives, a hang. One process: ``signum``."""
+    several, one that acted alone would wait in the checkpoint's barrier while the others go on into the
+    next batch's collectives, a hang. One all-reduce and host sync, so StopOnSignal asks it only on the
+    batches that log (trainer.log_every_n_steps), where the host waits anyway. One process: ``signum``."""
     if trainer.world_size == 1:
         return signum
     agreed = int(trainer.strategy.reduce(torch.tensor(signum or 0, device=pl_module.device), reduce_op="max"))
@@ -123,7 +124,8 @@ def agreed_signal(trainer: pl.Trainer, pl_module: Any, signum: int | None) -> in
 class StopOnSignal(pl.Callback):
     """A stop signal (``stop_signals``: a cluster's time-limit or preemption notice, or SIGTERM): finish the
     current batch (and its accumulation window), write the checkpoint, stop training; under DDP every
-    process does so after the same batch, whichever received the signal (``agreed_signal``). ``signal`` then
+    process does so after the same batch, whichever received the signal (``agreed_signal``), the next
+    batch that logs (at most trainer.log_every_n_steps batches later). ``signal`` then
     holds the signal's number, and ``hand_over`` passes it on to whoever launched the job.
 
     submitit's protocol: submitit installs its own handler of the preemption signal (USR2) when the job
@@ -147,6 +149,8 @@ class StopOnSignal(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.should_stop or not gradients_settled(trainer, batch_idx):
             return
+        if trainer.world_size > 1 and pl_module.batches_trained % trainer.log_every_n_steps:
+            return  # under DDP the processes agree only on batches that log (and sync) anyway
         agreed = agreed_signal(trainer, pl_module, self.signal)
         if agreed is not None:  # (a signal arriving meanwhile is kept for the next batch)
             self.signal = agreed
