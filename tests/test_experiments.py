@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "positive_control_search": (12, 12, 1, "styled_digits", 50),
     "positive_control_long": (4, 4, 1, "styled_digits", 150),
     "positive_control_simsiam": (3, 3, (10, 11, 12), "styled_digits", 50),
+    "claim3_simsiam_lr": (3, 3, 1, "styled_digits", 50),
     "claim3_cifar10": (30, 30, 5, "cifar10", 200),
     "claim1": (54, 36, 3, "styled_digits", 30),
     "collapse": (72, 48, 3, "styled_digits", 30),
