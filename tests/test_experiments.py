@@ -24,7 +24,7 @@ EXPERIMENTS = {
     "paradigms": (10, 10, (20, 21, 22, 23, 24), "styled_digits", 30),
     "positive_control_search": (12, 12, 1, "styled_digits", 50),
     "positive_control_long": (4, 4, 1, "styled_digits", 150),
-    "positive_control_simsiam": (3, 3, (10, 11, 12), "styled_digits", 50),
+    "positive_control_simsiam": (5, 5, (10, 11, 12, 13, 14), "styled_digits", 50),
     "claim3_simsiam_lr": (3, 3, 1, "styled_digits", 50),
     "claim3_cifar10": (30, 30, 5, "cifar10", 200),
     "claim1": (54, 36, 3, "styled_digits", 30),
